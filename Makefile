@@ -1,0 +1,39 @@
+# Airlock — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Every tool runs on the pinned Node 24 from node_modules, never the machine's node.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+STAMP := node_modules/.install-stamp
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) ## Install the pinned toolchain (Node 24) and dependencies
+
+.PHONY: demo
+demo: $(STAMP) ## Tour the three outcomes (inject, allow, block) against local upstreams
+	@bin/airlock demo
+
+.PHONY: test
+test: $(STAMP) ## Run every test (some need root; see docs/testing.md)
+	@test/run-tests.sh
+
+.PHONY: lint
+lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
+	node_modules/.bin/tsc -p tsconfig.json
+	node_modules/.bin/eslint --max-warnings 0 .
+	node_modules/.bin/prettier --check .
+
+.PHONY: format
+format: $(STAMP) ## Rewrite files with Prettier
+	node_modules/.bin/prettier --write .
+
+.PHONY: validate-samples
+validate-samples: $(STAMP) ## Validate the sample manifests with `airlock validate`
+	bin/airlock validate --policy crds/samples/valid

@@ -1,0 +1,119 @@
+// `airlock demo`: a self-contained tour of the three outcomes. It starts a local HTTPS upstream
+// that echoes what it receives, runs a sidecar with the policy in examples/demo, sends an
+// inject, an allow and a block request through it, and prints what each side saw.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { loadAll } from "js-yaml";
+import { compile } from "../policy/compile.ts";
+import { StaticSecrets, type SecretData } from "../proxy/secrets.ts";
+import { startEchoUpstream } from "../demo/echo-upstream.ts";
+import { requestViaProxy, type ProxyResponse } from "../demo/proxy-client.ts";
+import { createAuditLog } from "../observe/audit.ts";
+import { parseAllowAddresses } from "./flags.ts";
+import { startSidecar } from "../runtime.ts";
+
+export const DEMO_USAGE = `usage: airlock demo [--policy FILE]
+
+Starts a local HTTPS upstream and a sidecar (explicit proxy on an ephemeral loopback port), sends
+one inject, one allow and one block request, and prints what the upstream received and what the
+agent saw. Nothing leaves this machine. The policy defaults to examples/demo/policy.yaml; the
+demo sets each rule's ports to the upstream's ephemeral port.`;
+
+const DEFAULT_POLICY = join(dirname(fileURLToPath(import.meta.url)), "../../examples/demo/policy.yaml");
+
+/** Shows a credential-bearing header value with the secret part masked. */
+function redact(value: string | string[] | undefined): string {
+  if (value === undefined) return "(none)";
+  const text = Array.isArray(value) ? value.join(", ") : value;
+  const space = text.indexOf(" ");
+  const secret = space === -1 ? text : text.slice(space + 1);
+  return `${space === -1 ? "" : text.slice(0, space + 1)}${secret.slice(0, 4)}${"*".repeat(Math.max(0, secret.length - 4))}`;
+}
+
+function agentSaw(response: ProxyResponse): string {
+  const body = response.body.replace(/\s+/g, " ");
+  return body.length > 90 ? body.slice(0, 87) + "..." : body;
+}
+
+/** Runs the tour; exit 0 when all three outcomes came out as the policy says. */
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { policy: { type: "string" } }, strict: true });
+  const docs = loadAll(readFileSync(values.policy ?? DEFAULT_POLICY, "utf8")) as Record<string, unknown>[];
+  const upstream = await startEchoUpstream({ tls: true });
+  const port = upstream.port;
+  const policies = docs.filter((d) => d.kind === "EgressPolicy");
+  for (const policy of policies) {
+    const spec = policy.spec as { egress?: { ports?: number[] }[] };
+    for (const rule of spec.egress ?? []) rule.ports = [port];
+  }
+  const compiled = compile({ policies, credentials: docs.filter((d) => d.kind === "Credential") });
+  if (!compiled.ok) {
+    for (const e of compiled.errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+    await upstream.close();
+    return 2;
+  }
+  const secrets: SecretData[] = docs
+    .filter((d) => d.kind === "Secret")
+    .map((d) => {
+      const meta = d.metadata as { name: string; namespace?: string };
+      const data = new Map<string, Buffer>();
+      for (const [k, v] of Object.entries((d.stringData ?? {}) as Record<string, string>)) data.set(k, Buffer.from(v));
+      return { namespace: meta.namespace ?? "default", name: meta.name, data };
+    });
+  const names = ["api.example.test", "registry.example.test", "evil.example.test"];
+  const sidecar = await startSidecar({
+    listen: { host: "127.0.0.1", port: 0 },
+    metrics: { host: "127.0.0.1", port: 0 },
+    secrets: new StaticSecrets(secrets),
+    log: createAuditLog({}, { level: "silent" }),
+    pins: new Map(names.map((n) => [n, ["127.0.0.1"]])),
+    allowAddresses: parseAllowAddresses(["127.0.0.1/32"]),
+    upstreamCa: [upstream.caPem],
+  });
+  sidecar.gate.apply(compiled.value, 1);
+  const trust = [sidecar.ca.certificatePem, upstream.caPem];
+  const out = process.stdout;
+  out.write(`airlock demo: upstream https://127.0.0.1:${port} (names pinned with --resolve), `);
+  out.write(`sidecar proxy http://127.0.0.1:${sidecar.proxyAddress.port}\n\n`);
+  const cases = [
+    { want: "inject", method: "GET", url: `https://api.example.test:${port}/v1/whoami` },
+    { want: "allow", method: "GET", url: `https://registry.example.test:${port}/left-pad` },
+    { want: "block", method: "GET", url: `https://evil.example.test:${port}/exfiltrate` },
+  ];
+  let failures = 0;
+  const rows: string[][] = [["outcome", "status", "request", "upstream received Authorization", "agent saw"]];
+  for (const c of cases) {
+    const before = upstream.received.length;
+    // The agent tries to send its own Authorization too: the sidecar must replace it for inject.
+    const response = await requestViaProxy(sidecar.proxyAddress, c.method, c.url, {
+      ca: trust,
+      headers: { authorization: "Bearer agent-guess" },
+    });
+    const got = String(response.headers["x-airlock-decision"] ?? "?");
+    const seen = upstream.received.length > before ? upstream.received[before]?.headers.authorization : undefined;
+    const reached = upstream.received.length > before;
+    if (got !== c.want) failures++;
+    rows.push([
+      got,
+      String(response.status),
+      `${c.method} ${c.url.replace(`:${port}`, "")}`,
+      reached ? redact(seen) : "(nothing reached the upstream)",
+      agentSaw(response),
+    ]);
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  for (const row of rows) out.write(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ") + "\n");
+  const metrics = await sidecar.metrics.registry.getSingleMetricAsString("airlock_decisions_total");
+  out.write("\ndecision counters from /metrics:\n");
+  for (const line of metrics.split("\n").filter((l) => l.startsWith("airlock_decisions_total"))) out.write(`  ${line}\n`);
+  out.write(
+    failures === 0
+      ? "\nAll three outcomes as the policy says. The agent never saw the credential: the upstream's echo of it was scrubbed.\n"
+      : `\n${failures} request(s) did not get the expected outcome.\n`,
+  );
+  await sidecar.close();
+  await upstream.close();
+  return failures === 0 ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+// Finding and ranking the rules that match a host and port: shared by decide() and
+// decideTunnel() so a tunnel and the requests inside it can never disagree on precedence.
+
+import type { IndexedRule, PolicyIndex } from "./load.ts";
+
+/** A rule that matched, with the ranks decide() orders by (higher first). */
+export interface Candidate {
+  readonly entry: IndexedRule;
+  /** EXACT_HOST_RANK for an exact host, else the number of labels of the matched wildcard suffix. */
+  readonly hostRank: number;
+  /** Length of the longest of the rule's path patterns that matched; 0 for a rule without paths. */
+  readonly pathRank: number;
+}
+
+/** Above any wildcard's label count (a DNS name has at most 127 labels). */
+export const EXACT_HOST_RANK = 1000;
+
+/**
+ * Rules listing canonical DNS name `name` (exactly or under a wildcard) and `port`, each with
+ * its best host rank. Exact lookups are one map hit; wildcards one hit per label of `name`.
+ */
+export function hostCandidates(index: PolicyIndex, name: string, port: number): Map<IndexedRule, number> {
+  const found = new Map<IndexedRule, number>();
+  for (const entry of index.exact.get(name) ?? []) {
+    if (entry.ports.has(port)) found.set(entry, EXACT_HOST_RANK);
+  }
+  // Longest suffix first, so the first rank recorded for a rule is its best.
+  const labels = name.split(".");
+  for (let stripped = 1; stripped < labels.length; stripped++) {
+    const suffix = labels.slice(stripped).join(".");
+    for (const entry of index.wildcard.get(suffix) ?? []) {
+      if (entry.ports.has(port) && !found.has(entry)) found.set(entry, labels.length - stripped);
+    }
+  }
+  return found;
+}
+
+/** decide()'s order: host rank, path rank, credential before none, then (policy id, rule index). */
+export function compareCandidates(a: Candidate, b: Candidate): number {
+  const credential = (c: Candidate): number => (c.entry.credential === undefined ? 0 : 1);
+  return (
+    b.hostRank - a.hostRank ||
+    b.pathRank - a.pathRank ||
+    credential(b) - credential(a) ||
+    a.entry.order - b.entry.order
+  );
+}

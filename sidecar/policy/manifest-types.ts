@@ -1,0 +1,64 @@
+// The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
+// DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
+
+import type { Mode } from "./types.ts";
+
+/** The part of `metadata` the core reads; a manifest's other metadata fields are ignored. */
+export interface ManifestMeta {
+  name: string;
+  /** Filled with the caller's default namespace when absent. */
+  namespace: string;
+  generation?: number;
+}
+
+/** One `matchExpressions` item of a Kubernetes LabelSelector. */
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  /** Non-empty for In/NotIn; absent for Exists/DoesNotExist. */
+  values?: string[];
+}
+
+/** A standard Kubernetes LabelSelector; `{}` selects every pod of the namespace. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+/** One `spec.egress` rule as written (defaults for ports/methods/paths are applied by compile). */
+export interface EgressRule {
+  name: string;
+  hosts: string[];
+  ports?: number[];
+  methods?: string[];
+  paths?: string[];
+  /** Name of a Credential in the policy's namespace. */
+  credential?: string;
+}
+
+/** A validated EgressPolicy; `mode` defaults to Enforce and `egress` to []. */
+export interface EgressPolicy {
+  apiVersion: "airlock.dev/v1alpha1";
+  kind: "EgressPolicy";
+  metadata: ManifestMeta;
+  spec: { podSelector: LabelSelector; mode: Mode; egress: EgressRule[] };
+}
+
+/** `spec.injection` of a Credential: exactly one form. */
+export type CredentialInjection =
+  | { header: { name: string; valuePrefix?: string } }
+  | { basicAuth: { username: string } }
+  | { queryParam: { name: string } };
+
+/** A validated Credential: where the secret value lives, how it is attached, where it may go. */
+export interface Credential {
+  apiVersion: "airlock.dev/v1alpha1";
+  kind: "Credential";
+  metadata: ManifestMeta;
+  spec: {
+    secretRef: { name: string; key: string };
+    injection: CredentialInjection;
+    /** Hard bound of host patterns; absent = no bound beyond the rules naming it. */
+    hosts?: string[];
+  };
+}

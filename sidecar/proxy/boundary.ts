@@ -1,0 +1,308 @@
+// The listeners of the data path. Every entry — explicit HTTP, CONNECT, and (later) the
+// transparent listener — ends in the same two places: handleRequest for each HTTP request, and
+// handleStream for a byte stream whose protocol is found by peeking at its first bytes.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import net, { type Socket } from "node:net";
+import { Duplex } from "node:stream";
+import tls from "node:tls";
+import { canonicalHost } from "../policy/index.ts";
+import type { Entry } from "../policy/types.ts";
+import { looksLikeHttp, parseClientHello, tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
+import type { Gate } from "./gate.ts";
+import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
+import { PrefixedSocket } from "./prefixed-socket.ts";
+import { parseAuthority } from "./target.ts";
+import { blockBody, blockStatus, blockVerdict, type Verdict } from "./verdict.ts";
+import { DECISION_HEADER } from "../constants.ts";
+
+/** Limits that keep one slow or hostile connection from affecting others. */
+export interface BoundaryLimits {
+  /** Time to send the first bytes of a tunnel (ClientHello or request line). */
+  peekTimeoutMs: number;
+  /** Largest ClientHello accepted. */
+  maxPeekBytes: number;
+  maxHeaderSize: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: BoundaryLimits = {
+  peekTimeoutMs: 10_000,
+  maxPeekBytes: 64 * 1024,
+  maxHeaderSize: 16 * 1024,
+  headersTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+};
+
+/** The data path of one sidecar: servers, tunnel handling, shared upstream pools. */
+export class Boundary {
+  readonly gate: Gate;
+  readonly upstreams: Upstreams;
+  #limits: BoundaryLimits;
+  #contexts = new WeakMap<object, ConnContext>();
+  /** Parses HTTP on connections the boundary hands it (tunnels, intercepted TLS); never listens. */
+  #inner: http.Server;
+
+  constructor(gate: Gate, limits: Partial<BoundaryLimits> = {}) {
+    this.gate = gate;
+    this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.upstreams = createUpstreams(gate.upstreamRoots);
+    this.#inner = this.#httpServer((req) => this.#contexts.get(req.socket));
+  }
+
+  /** The explicit proxy listener (HTTP_PROXY / HTTPS_PROXY): absolute-form requests and CONNECT. */
+  createExplicitServer(): http.Server {
+    const server = this.#httpServer((req) => ({
+      entry: "http",
+      scheme: "http",
+      client: req.socket.remoteAddress,
+    }));
+    server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      this.#onConnect(req, socket, head);
+    });
+    return server;
+  }
+
+  #httpServer(contextOf: (req: IncomingMessage) => ConnContext | undefined): http.Server {
+    const server = http.createServer({
+      maxHeaderSize: this.#limits.maxHeaderSize,
+      headersTimeout: this.#limits.headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: 5_000,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+    });
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      const ctx = contextOf(req);
+      if (!ctx) {
+        res.destroy();
+        return;
+      }
+      handleRequest(this.gate, this.upstreams, req, res, ctx).catch((err: unknown) => {
+        this.gate.log.error({ err: String(err) }, "request handler failed");
+        res.destroy();
+      });
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+      const verdict = blockVerdict(
+        "UnsupportedProtocol",
+        "protocol upgrades (WebSocket, h2c) cannot be policed per request and are refused",
+      );
+      this.#refuseRaw(socket, verdict, req.headers.host);
+      this.gate.record(verdict, { entry: contextOf(req)?.entry ?? "http", host: "", port: 0, method: req.method });
+    });
+    server.on("clientError", (_err: Error, socket: Duplex) => {
+      // Malformed requests get a plain 400 and the connection closes; nothing is forwarded.
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      socket.destroy();
+    });
+    server.setTimeout(this.#limits.idleTimeoutMs);
+    return server;
+  }
+
+  #refuseRaw(socket: Duplex, verdict: Verdict, host: string | undefined): void {
+    const body = blockBody(verdict, host);
+    socket.end(
+      `HTTP/1.1 ${blockStatus(verdict.reason)} Forbidden\r\ncontent-type: application/json\r\n` +
+        `${DECISION_HEADER}: block\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    (socket as Duplex & { destroySoon?: () => void }).destroySoon?.();
+  }
+
+  #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const client = socket.remoteAddress;
+    const refuse = (verdict: Verdict, host: string, port: number): void => {
+      // Nothing the agent sends after a refused CONNECT is read, let alone forwarded.
+      socket.pause();
+      this.#refuseRaw(socket, verdict, host);
+      this.gate.record(verdict, { entry: "connect", host, port, method: "CONNECT", client });
+    };
+    const authority = parseAuthority(req.url ?? "");
+    if (!authority.ok || authority.value.port === undefined) {
+      refuse(blockVerdict("InvalidRequest", "CONNECT needs host:port"), "", 0);
+      return;
+    }
+    const canonical = canonicalHost(authority.value.host);
+    if (canonical.kind === "invalid") {
+      refuse(blockVerdict("InvalidRequest", canonical.message), "", authority.value.port);
+      return;
+    }
+    const host = canonical.kind === "ip" ? canonical.address : canonical.name;
+    const port = authority.value.port;
+    const tunnel = this.gate.evaluateTunnel({ host, port, entry: "connect" });
+    if (tunnel.action === "block") {
+      refuse(tunnel.decision, host, port);
+      return;
+    }
+    socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    this.handleStream(socket, head, { entry: "connect", bound: { host, port }, port, client });
+  }
+
+  /**
+   * Decides a raw stream by its first bytes: a TLS ClientHello by its SNI (passthrough or
+   * interception), HTTP/1.x request by request, anything else refused. `bound` is the name the
+   * stream was opened for (CONNECT); the SNI or Host must equal it.
+   */
+  handleStream(
+    socket: Socket,
+    head: Buffer,
+    options: { entry: Entry; bound?: { host: string; port: number }; port: number; client?: string | undefined },
+  ): void {
+    let buffered = head;
+    const timer = setTimeout(() => {
+      finish({ kind: "refuse", verdict: blockVerdict("UnsupportedProtocol", "no request within the peek timeout") });
+    }, this.#limits.peekTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      examine();
+    };
+    const finish = (
+      result: { kind: "tls"; sni: string | null } | { kind: "http" } | { kind: "refuse"; verdict: Verdict },
+    ): void => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      if (result.kind === "tls") this.#onTls(socket, buffered, result.sni, options);
+      else if (result.kind === "http") this.#onHttp(socket, buffered, options);
+      else {
+        socket.destroy();
+        this.gate.record(result.verdict, {
+          entry: options.entry,
+          host: options.bound?.host ?? "",
+          port: options.port,
+          client: options.client,
+        });
+      }
+    };
+    const examine = (): void => {
+      const hello = parseClientHello(buffered);
+      if (hello.state === "ok") finish({ kind: "tls", sni: hello.sni });
+      else if (hello.state === "invalid")
+        finish({ kind: "refuse", verdict: blockVerdict("InvalidRequest", `bad TLS ClientHello: ${hello.message}`) });
+      else if (hello.state === "not-tls") {
+        const http = looksLikeHttp(buffered);
+        if (http === true) finish({ kind: "http" });
+        else if (http === false)
+          finish({ kind: "refuse", verdict: blockVerdict("UnsupportedProtocol", "neither TLS nor HTTP/1.x") });
+      }
+      if (buffered.length > this.#limits.maxPeekBytes)
+        finish({ kind: "refuse", verdict: blockVerdict("InvalidRequest", "ClientHello too large") });
+    };
+    socket.on("data", onData);
+    socket.once("close", () => {
+      clearTimeout(timer);
+    });
+    if (buffered.length > 0) examine();
+    socket.resume();
+  }
+
+  #onHttp(socket: Socket, buffered: Buffer, options: { entry: Entry; bound?: { host: string; port: number } }): void {
+    const wrapped = new PrefixedSocket(socket, buffered);
+    const entry: Entry = options.entry === "connect" ? "connect" : "transparent-http";
+    this.#contexts.set(wrapped, { entry, scheme: "http", bound: options.bound, client: socket.remoteAddress });
+    this.#inner.emit("connection", wrapped);
+  }
+
+  #onTls(
+    socket: Socket,
+    buffered: Buffer,
+    sniRaw: string | null,
+    options: { entry: Entry; bound?: { host: string; port: number }; port: number; client?: string | undefined },
+  ): void {
+    const entry: Entry = options.entry === "connect" ? "connect" : "transparent-tls";
+    const refuse = (verdict: Verdict, host: string): void => {
+      socket.end(tlsAlert(TLS_ALERT_HANDSHAKE_FAILURE));
+      socket.destroySoon();
+      this.gate.record(verdict, { entry, host, port: options.port, client: options.client });
+    };
+    const sni = sniRaw === null ? null : canonicalHost(sniRaw);
+    if (sni?.kind !== "name") {
+      refuse(blockVerdict("InvalidRequest", "TLS without a server name (SNI) cannot be decided"), "");
+      return;
+    }
+    if (options.bound && options.bound.host !== sni.name) {
+      refuse(blockVerdict("HostMismatch", `SNI ${sni.name} differs from the CONNECT target`), sni.name);
+      return;
+    }
+    const tunnel = this.gate.evaluateTunnel({ host: sni.name, port: options.port, entry });
+    if (tunnel.action === "block") {
+      refuse(tunnel.decision, sni.name);
+      return;
+    }
+    if (tunnel.action === "passthrough") {
+      this.#passthrough(socket, buffered, sni.name, options.port, tunnel.decision, { ...options, entry });
+      return;
+    }
+    socket.unshift(buffered);
+    const before = this.gate.ca.issuedCount;
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.gate.ca.contextFor(sni.name),
+      ALPNProtocols: ["http/1.1"],
+    });
+    if (this.gate.ca.issuedCount > before) this.gate.metrics.certificatesIssued.inc();
+    secure.on("error", () => secure.destroy());
+    this.#contexts.set(secure, {
+      entry,
+      scheme: "https",
+      bound: { host: sni.name, port: options.port },
+      client: options.client,
+    });
+    this.#inner.emit("connection", secure);
+  }
+
+  #passthrough(
+    socket: Socket,
+    buffered: Buffer,
+    host: string,
+    port: number,
+    decision: Verdict,
+    options: { entry: Entry; client?: string | undefined },
+  ): void {
+    const started = performance.now();
+    const record = { entry: options.entry, host, port, client: options.client };
+    void this.gate.resolve(host, port).then((resolved) => {
+      if (!resolved.ok) {
+        const verdict =
+          resolved.kind === "forbidden"
+            ? blockVerdict("AddressForbidden", resolved.message)
+            : blockVerdict("UnsupportedProtocol", resolved.message);
+        if (resolved.kind !== "forbidden") this.gate.metrics.upstreamErrors.inc({ kind: "dns" });
+        socket.end(tlsAlert(TLS_ALERT_HANDSHAKE_FAILURE));
+        this.gate.record(resolved.kind === "forbidden" ? verdict : decision, record);
+        return;
+      }
+      const address = resolved.addresses[0];
+      if (!address) return;
+      const upstream = net.connect({ host: address.address, port, family: address.family });
+      upstream.setTimeout(this.upstreams.timeoutMs, () => upstream.destroy());
+      upstream.once("connect", () => {
+        upstream.setTimeout(0);
+        upstream.write(buffered);
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+        socket.resume();
+      });
+      const close = (err?: Error): void => {
+        if (err && !upstream.readyState.startsWith("open"))
+          this.gate.metrics.upstreamErrors.inc({ kind: "connect" });
+        socket.destroy();
+        upstream.destroy();
+      };
+      upstream.on("error", close);
+      socket.on("error", () => {
+        close();
+      });
+      socket.once("close", () => {
+        upstream.destroy();
+        this.gate.record(decision, {
+          ...record,
+          bytes: socket.bytesWritten,
+          durationMs: performance.now() - started,
+        });
+      });
+      upstream.once("close", () => socket.destroy());
+    });
+  }
+}

@@ -1,0 +1,289 @@
+// One HTTP request through the boundary: reduce it to canonical facts, decide, then forward it
+// (credential attached for inject) to the address the sidecar resolved and checked itself.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
+import { pipeline, type Readable } from "node:stream";
+import zlib from "node:zlib";
+import { DECISION_HEADER } from "../constants.ts";
+import { canonicalHost, normalizePath } from "../policy/index.ts";
+import type { Entry, RequestFacts } from "../policy/types.ts";
+import type { Gate } from "./gate.ts";
+import { forwardableHeaders, injectedHeaderNames, pairHeaders, rewriteQuery, type HeaderList } from "./inject.ts";
+import { ScrubStream, scrubPatterns, scrubText } from "./scrub.ts";
+import { headerValues, parseAbsoluteTarget, parseAuthority } from "./target.ts";
+import type { DialAddress } from "./resolve.ts";
+import { blockVerdict, sendBlock, sendUpstreamError, upstreamErrorKind, type Verdict } from "./verdict.ts";
+
+/** How the connection a request arrived on was established. */
+export interface ConnContext {
+  entry: Entry;
+  scheme: "http" | "https";
+  /** The name and port the connection is bound to (CONNECT target, SNI); each request must match it. */
+  bound?: { host: string; port: number };
+  client?: string;
+}
+
+/** Upstream connection pools shared by every request of one sidecar. */
+export interface Upstreams {
+  http: http.Agent;
+  https: https.Agent;
+  timeoutMs: number;
+}
+
+/** Creates the keep-alive pools; upstream TLS is always verified against `roots`. */
+export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams {
+  const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: timeoutMs };
+  return {
+    http: new http.Agent(common),
+    https: new https.Agent({ ...common, ca: roots, rejectUnauthorized: true, minVersion: "TLSv1.2" }),
+    timeoutMs,
+  };
+}
+
+const RESPONSE_HOP_BY_HOP = ["content-length", "content-encoding"];
+
+type Target = { ok: true; host: string; port: number; pathAndQuery: string } | { ok: false; verdict: Verdict };
+
+/** Reduces the request's addressing to one host and port; any disagreement is a block. */
+function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
+  const invalid = (message: string): Target => ({ ok: false, verdict: blockVerdict("InvalidRequest", message) });
+  const hosts = headerValues(req.rawHeaders, "host");
+  if (hosts.length > 1) return invalid("more than one Host header");
+  const defaultPort = ctx.scheme === "https" ? 443 : 80;
+  const url = req.url ?? "";
+  let authorityText: string;
+  let pathAndQuery: string;
+  if (url.startsWith("/")) {
+    if (ctx.entry === "http") return invalid("send requests to the proxy in absolute form (http://host/path)");
+    if (hosts[0] === undefined) return invalid("missing Host header");
+    authorityText = hosts[0];
+    pathAndQuery = url;
+  } else {
+    const absolute = parseAbsoluteTarget(url);
+    if (!absolute.ok) return invalid(absolute.message);
+    if (absolute.value.scheme !== ctx.scheme)
+      return invalid(`an ${absolute.value.scheme}:// target on an ${ctx.scheme} connection; use CONNECT for https`);
+    const { host, port } = absolute.value.authority;
+    authorityText = port === undefined ? host : `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    pathAndQuery = absolute.value.pathAndQuery;
+    const hostHeader = hosts[0];
+    if (hostHeader !== undefined && !sameAuthority(hostHeader, authorityText, defaultPort))
+      return { ok: false, verdict: blockVerdict("HostMismatch", "the Host header differs from the request URI") };
+  }
+  const authority = parseAuthority(authorityText);
+  if (!authority.ok) return invalid(authority.message);
+  const canonical = canonicalHost(authority.value.host);
+  if (canonical.kind === "invalid") return invalid(canonical.message);
+  const host = canonical.kind === "ip" ? canonical.address : canonical.name;
+  const port = authority.value.port ?? defaultPort;
+  if (ctx.bound && (ctx.bound.host !== host || ctx.bound.port !== port))
+    return {
+      ok: false,
+      verdict: blockVerdict(
+        "HostMismatch",
+        `Host ${host}:${port} differs from the connection's target ${ctx.bound.host}:${ctx.bound.port}`,
+      ),
+    };
+  return { ok: true, host, port, pathAndQuery };
+}
+
+function sameAuthority(a: string, b: string, defaultPort: number): boolean {
+  const pa = parseAuthority(a);
+  const pb = parseAuthority(b);
+  if (!pa.ok || !pb.ok) return false;
+  const ca = canonicalHost(pa.value.host);
+  const cb = canonicalHost(pb.value.host);
+  const name = (c: typeof ca): string => (c.kind === "ip" ? c.address : c.kind === "name" ? c.name : "");
+  return (
+    ca.kind !== "invalid" &&
+    name(ca) === name(cb) &&
+    (pa.value.port ?? defaultPort) === (pb.value.port ?? defaultPort)
+  );
+}
+
+/** Handles one request end to end. Never throws; every failure becomes an answer to the agent. */
+export async function handleRequest(
+  gate: Gate,
+  upstreams: Upstreams,
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: ConnContext,
+): Promise<void> {
+  const started = performance.now();
+  const base = { entry: ctx.entry, method: req.method ?? "", client: ctx.client };
+  const target = requestTarget(req, ctx);
+  if (!target.ok) {
+    const host = ctx.bound?.host ?? "";
+    sendBlock(res, target.verdict, undefined, true);
+    gate.record(target.verdict, { ...base, host, port: ctx.bound?.port ?? 0, status: res.statusCode });
+    return;
+  }
+  const normalized = normalizePath(target.pathAndQuery);
+  const record = { ...base, host: target.host, port: target.port };
+  if (!normalized.ok) {
+    const verdict = blockVerdict("InvalidRequest", `bad path: ${normalized.message}`);
+    sendBlock(res, verdict, target.host, true);
+    gate.record(verdict, { ...record, status: res.statusCode });
+    return;
+  }
+  const facts: RequestFacts = {
+    scheme: ctx.scheme,
+    host: target.host,
+    port: target.port,
+    method: (req.method ?? "").toUpperCase(),
+    path: normalized.path,
+    entry: ctx.entry,
+  };
+  const withPath = { ...record, path: facts.path };
+  const blockWith = (verdict: Verdict): void => {
+    sendBlock(res, verdict, facts.host);
+    gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
+  };
+  let verdict: Verdict = gate.evaluate(facts);
+  if (verdict.outcome === "block") return blockWith(verdict);
+
+  let injection: ReturnType<Gate["credential"]> | undefined;
+  if (verdict.outcome === "inject" && verdict.credential !== undefined) {
+    injection = gate.credential(verdict.credential);
+    if (!injection.ok) return blockWith({ ...injection.verdict, policy: verdict.policy, rule: verdict.rule });
+  }
+  const resolved = await gate.resolve(facts.host, facts.port);
+  if (!resolved.ok) {
+    if (resolved.kind === "forbidden") return blockWith(blockVerdict("AddressForbidden", resolved.message));
+    gate.metrics.upstreamErrors.inc({ kind: "dns" });
+    sendUpstreamError(res, "dns", verdict.outcome);
+    gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
+    return;
+  }
+
+  let query = normalized.query;
+  let headers: HeaderList = pairHeaders(req.rawHeaders);
+  let patterns: Buffer[] = [];
+  if (injection?.ok === true) {
+    const prepared = injection.injection;
+    headers = forwardableHeaders(headers, [...injectedHeaderNames(injection.credential), "accept-encoding"]);
+    // Identity encoding so reflections of the credential can be found and scrubbed in the body.
+    headers.push(["Accept-Encoding", "identity"]);
+    if (prepared.header) headers.push(prepared.header);
+    if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
+    patterns = scrubPatterns(prepared.scrubForms);
+  } else {
+    headers = forwardableHeaders(headers);
+    verdict = { ...verdict, credential: undefined };
+  }
+  const defaultPort = ctx.scheme === "https" ? 443 : 80;
+  const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
+  headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
+  const path = query === "" ? facts.path : `${facts.path}?${query}`;
+  forward(gate, upstreams, req, res, {
+    facts,
+    path,
+    headers,
+    address: resolved.addresses[0] as DialAddress,
+    patterns,
+    credential: verdict.credential,
+    onDone: (status, bytes) => {
+      gate.record(verdict, { ...withPath, status, bytes, durationMs: performance.now() - started });
+    },
+  });
+}
+
+interface ForwardPlan {
+  facts: RequestFacts;
+  path: string;
+  headers: HeaderList;
+  address: DialAddress;
+  patterns: Buffer[];
+  credential: string | undefined;
+  onDone: (status: number, bytes: number) => void;
+}
+
+function forward(gate: Gate, upstreams: Upstreams, req: IncomingMessage, res: ServerResponse, plan: ForwardPlan): void {
+  const { facts } = plan;
+  const pinned: LookupFunction = (_host, options, callback) => {
+    if (options.all === true) callback(null, [{ address: plan.address.address, family: plan.address.family }]);
+    else callback(null, plan.address.address, plan.address.family);
+  };
+  const secure = facts.scheme === "https";
+  const isIpHost = canonicalHost(facts.host).kind === "ip";
+  const options: https.RequestOptions = {
+    host: facts.host,
+    port: facts.port,
+    method: facts.method,
+    path: plan.path,
+    headers: plan.headers.flat(),
+    setHost: false,
+    lookup: pinned,
+    agent: secure ? upstreams.https : upstreams.http,
+    timeout: upstreams.timeoutMs,
+    ...(secure && !isIpHost ? { servername: facts.host } : {}),
+  };
+  let bytes = 0;
+  let finished = false;
+  const done = (status: number): void => {
+    if (finished) return;
+    finished = true;
+    plan.onDone(status, bytes);
+  };
+  const upstream = (secure ? https : http).request(options, (upRes) => {
+    const scrubbing = plan.patterns.length > 0;
+    const onScrub = (count: number): void => {
+      gate.metrics.credentialScrubbed.inc({ credential: plan.credential ?? "" }, count);
+    };
+    const outHeaders: string[] = [];
+    const dropped = scrubbing ? RESPONSE_HOP_BY_HOP : [];
+    for (const [name, value] of forwardableHeaders(pairHeaders(upRes.rawHeaders), dropped)) {
+      const scrubbed = scrubbing ? scrubText(value, plan.patterns) : { text: value, count: 0 };
+      if (scrubbed.count > 0) onScrub(scrubbed.count);
+      outHeaders.push(name, scrubbed.text);
+    }
+    outHeaders.push(DECISION_HEADER, plan.credential !== undefined ? "inject" : "allow");
+    let body: Readable = upRes;
+    if (scrubbing) {
+      const decoded = decoder(upRes.headers["content-encoding"]);
+      if (decoded === null) {
+        upRes.destroy();
+        gate.metrics.upstreamErrors.inc({ kind: "protocol" });
+        sendUpstreamError(res, "protocol", "inject");
+        done(res.statusCode);
+        return;
+      }
+      const scrubber = new ScrubStream(plan.patterns, onScrub);
+      body = decoded ? pipeline(upRes, decoded, scrubber, () => undefined) : pipeline(upRes, scrubber, () => undefined);
+    }
+    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, outHeaders);
+    body.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    pipeline(body, res, (err) => {
+      if (err) res.destroy();
+      done(upRes.statusCode ?? 0);
+    });
+  });
+  upstream.on("timeout", () => {
+    upstream.destroy(Object.assign(new Error("upstream timed out"), { code: "UpstreamTimeout" }));
+  });
+  upstream.on("error", (err) => {
+    const kind = upstreamErrorKind(err);
+    gate.metrics.upstreamErrors.inc({ kind });
+    sendUpstreamError(res, kind, plan.credential !== undefined ? "inject" : "allow");
+    done(res.statusCode);
+  });
+  res.on("close", () => {
+    // The agent went away: stop the upstream side too.
+    if (!res.writableFinished) upstream.destroy();
+    done(res.statusCode);
+  });
+  pipeline(req, upstream, () => undefined);
+}
+
+/** A decoder for a response's content-encoding: undefined for identity, null for one we cannot read. */
+function decoder(encoding: string | undefined): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null | undefined {
+  const value = (encoding ?? "identity").trim().toLowerCase();
+  if (value === "identity" || value === "") return undefined;
+  if (value === "gzip" || value === "x-gzip") return zlib.createGunzip();
+  if (value === "deflate") return zlib.createInflate();
+  if (value === "br") return zlib.createBrotliDecompress();
+  return null;
+}

@@ -1,0 +1,162 @@
+// The gate: the sidecar's one place where facts become verdicts. It holds the loaded policy (last
+// good kept), and the resolver, secrets, CA, metrics and audit log every entry path shares.
+import { rootCertificates } from "node:tls";
+import type { Logger } from "pino";
+import { canonicalHost, decide, decideTunnel, load, type PolicyIndex } from "../policy/index.ts";
+import type { CompiledCredential, FieldError, RequestFacts, TunnelDecision, TunnelFacts } from "../policy/types.ts";
+import type { AuditRecord } from "../observe/audit.ts";
+import type { SidecarMetrics } from "../observe/metrics.ts";
+import type { CertificateAuthority } from "../tls/ca.ts";
+import { prepareInjection, unsafeValueReason, type PreparedInjection } from "./inject.ts";
+import type { Resolver, ResolveResult } from "./resolve.ts";
+import type { SecretSource } from "./secrets.ts";
+import { blockVerdict, type Verdict } from "./verdict.ts";
+
+/** Everything a gate is built from. */
+export interface GateOptions {
+  secrets: SecretSource;
+  resolver: Resolver;
+  ca: CertificateAuthority;
+  metrics: SidecarMetrics;
+  log: Logger;
+  /** Extra PEM roots for verifying upstreams (`--upstream-ca`). */
+  upstreamCa?: string[];
+  /** True for an address:port that is one of the sidecar's own listeners (no proxy recursion). */
+  isSelf?: (address: string, port: number) => boolean;
+}
+
+/** A credential ready to attach, or the block verdict that replaces it. */
+export type CredentialResult =
+  | { ok: true; credential: CompiledCredential; injection: PreparedInjection }
+  | { ok: false; verdict: Verdict };
+
+/** The loaded policy and the shared services of one sidecar. */
+export class Gate {
+  readonly resolver: Resolver;
+  readonly ca: CertificateAuthority;
+  readonly metrics: SidecarMetrics;
+  readonly log: Logger;
+  /** Roots for upstream TLS: the system's plus `--upstream-ca`. */
+  readonly upstreamRoots: string[];
+  #secrets: SecretSource;
+  #index: PolicyIndex | null = null;
+  #generation = 0;
+  #isSelf: (address: string, port: number) => boolean;
+
+  constructor(options: GateOptions) {
+    this.resolver = options.resolver;
+    this.ca = options.ca;
+    this.metrics = options.metrics;
+    this.log = options.log;
+    this.upstreamRoots = [...rootCertificates, ...(options.upstreamCa ?? [])];
+    this.#secrets = options.secrets;
+    this.#isSelf = options.isSelf ?? (() => false);
+  }
+
+  /** The applied policy's generation (0 before the first). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** True once a policy has been applied (readiness). */
+  get ready(): boolean {
+    return this.#index !== null;
+  }
+
+  /** The applied policy's content hash, if any. */
+  get policyHash(): string | undefined {
+    return this.#index?.policy.hash;
+  }
+
+  /**
+   * Loads and applies a compiled policy. On any error nothing changes: the last good policy (or
+   * none, which blocks everything) stays in force.
+   */
+  apply(bundle: unknown, generation: number): { ok: true } | { ok: false; errors: FieldError[] } {
+    const loaded = load(bundle);
+    if (!loaded.ok) return loaded;
+    this.#index = loaded.value;
+    this.#generation = generation;
+    this.metrics.policyInfo.reset();
+    this.metrics.policyInfo.set({ generation: String(generation), hash: loaded.value.policy.hash }, 1);
+    this.metrics.policyApplied.set(Date.now() / 1000);
+    return { ok: true };
+  }
+
+  /** Replaces the secret source (a new set of files, or a cluster watch). */
+  setSecrets(secrets: SecretSource): void {
+    this.#secrets = secrets;
+  }
+
+  /** The verdict for one request's canonical facts. IP-literal hosts are checked as the addresses they are. */
+  evaluate(facts: RequestFacts): Verdict {
+    const literal = this.#forbiddenLiteral(facts.host);
+    return literal ?? decide(this.#index, facts);
+  }
+
+  /** The tunnel-level answer for a CONNECT target or SNI name. */
+  evaluateTunnel(facts: TunnelFacts): TunnelDecision | { action: "block"; decision: Verdict } {
+    const literal = this.#forbiddenLiteral(facts.host);
+    return literal ? { action: "block", decision: literal } : decideTunnel(this.#index, facts);
+  }
+
+  /** Resolves the host of allowed facts and checks every address (and that it is not the sidecar itself). */
+  async resolve(host: string, port: number): Promise<ResolveResult> {
+    const canonical = canonicalHost(host);
+    const result =
+      canonical.kind === "ip" ? this.resolver.checkAddress(canonical.address) : await this.resolver.resolve(host);
+    if (result.ok && result.addresses.some((a) => this.#isSelf(a.address, port)))
+      return { ok: false, kind: "forbidden", message: `${host}:${port} is this sidecar; proxying to itself is refused` };
+    return result;
+  }
+
+  /** Resolves the value of credential `id` now (a rotated Secret is used on the next request). */
+  credential(id: string): CredentialResult {
+    const credential = this.#index?.policy.credentials[id];
+    const fail = (reason: string, message: string): CredentialResult => {
+      this.metrics.credentialErrors.inc({ credential: id, reason });
+      return { ok: false, verdict: { ...blockVerdict("CredentialUnavailable", message), credential: id } };
+    };
+    if (!credential) return fail("NotCompiled", `credential ${id} is not in the loaded policy`);
+    const lookup = this.#secrets.get(credential.namespace, credential.secretRef.name, credential.secretRef.key);
+    if (!lookup.ok)
+      return fail(
+        lookup.reason,
+        lookup.reason === "SecretMissing"
+          ? `Secret ${credential.namespace}/${credential.secretRef.name} for credential ${id} is missing`
+          : `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${credential.secretRef.key}" for credential ${id}`,
+      );
+    const value = lookup.value.toString("utf8");
+    const unsafe = unsafeValueReason(value);
+    if (unsafe !== undefined) return fail("InvalidValue", `credential ${id} cannot be sent: ${unsafe}`);
+    return { ok: true, credential, injection: prepareInjection(credential, value) };
+  }
+
+  /** Counts a decision and writes its audit line. */
+  record(verdict: Verdict, record: Omit<AuditRecord, "outcome" | "reason">): void {
+    const full: AuditRecord = {
+      ...record,
+      outcome: verdict.outcome,
+      reason: verdict.reason,
+      ...(verdict.auditReason !== undefined ? { auditReason: verdict.auditReason } : {}),
+      ...(verdict.policy !== undefined ? { policy: verdict.policy, rule: verdict.rule } : {}),
+      ...(verdict.credential !== undefined ? { credential: verdict.credential } : {}),
+    };
+    this.metrics.decisions.inc({
+      outcome: verdict.outcome,
+      reason: verdict.reason,
+      policy: verdict.policy ?? "",
+      rule: verdict.rule ?? "",
+    });
+    if (record.durationMs !== undefined)
+      this.metrics.requestDuration.observe({ outcome: verdict.outcome }, record.durationMs / 1000);
+    this.log.info(full, verdict.outcome === "block" ? (verdict.message ?? "blocked") : "decision");
+  }
+
+  #forbiddenLiteral(host: string): Verdict | undefined {
+    const canonical = canonicalHost(host);
+    if (canonical.kind !== "ip") return undefined;
+    const check = this.resolver.checkAddress(canonical.address);
+    return check.ok ? undefined : blockVerdict("AddressForbidden", check.message);
+  }
+}

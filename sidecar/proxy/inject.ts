@@ -1,0 +1,111 @@
+// Attaching a credential to an outgoing request, and the header hygiene around it. Pure functions
+// over header lists so the rules are table-tested without sockets.
+import type { CompiledCredential } from "../policy/types.ts";
+
+/** Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1, plus proxy ones). */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+]);
+
+/** [name, value] pairs in their original order and case. */
+export type HeaderList = [string, string][];
+
+/** Pairs rawHeaders (flat name/value list) into a HeaderList. */
+export function pairHeaders(raw: string[]): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] ?? "", raw[i + 1] ?? ""]);
+  return out;
+}
+
+/**
+ * Drops hop-by-hop headers, every header the Connection header names, and `extraDrop` (lower-case
+ * names), case-insensitively and for every duplicate.
+ */
+export function forwardableHeaders(headers: HeaderList, extraDrop: Iterable<string> = []): HeaderList {
+  const drop = new Set(HOP_BY_HOP);
+  for (const name of extraDrop) drop.add(name.toLowerCase());
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() !== "connection") continue;
+    for (const token of value.split(",")) drop.add(token.trim().toLowerCase());
+  }
+  return headers.filter(([name]) => !drop.has(name.toLowerCase()));
+}
+
+/** A credential value prepared for one request: what to set, and every form to scrub on the way back. */
+export interface PreparedInjection {
+  /** Header to add (after removing every agent-supplied header of that name). */
+  header?: [string, string];
+  /** Query parameter to add (after removing every agent-supplied parameter of that name). */
+  query?: [string, string];
+  /** Every encoding of the value the sidecar sends or an upstream would plausibly echo. */
+  scrubForms: string[];
+}
+
+/** Why a secret value cannot be sent (it would let the agent or an upstream split the request). */
+export function unsafeValueReason(value: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) return "the secret value contains control characters (CR, LF, NUL…)";
+  if (value.length === 0) return "the secret value is empty";
+  return undefined;
+}
+
+/** Builds the injection for `credential` with `value`; the caller has checked unsafeValueReason. */
+export function prepareInjection(credential: CompiledCredential, value: string): PreparedInjection {
+  const injection = credential.injection;
+  const base64 = Buffer.from(value).toString("base64");
+  const common = [value, encodeURIComponent(value), base64];
+  switch (injection.kind) {
+    case "header": {
+      const headerValue = injection.valuePrefix + value;
+      return { header: [injection.name, headerValue], scrubForms: [headerValue, ...common] };
+    }
+    case "basicAuth": {
+      const token = Buffer.from(`${injection.username}:${value}`).toString("base64");
+      return { header: ["Authorization", `Basic ${token}`], scrubForms: [token, ...common] };
+    }
+    case "queryParam":
+      return { query: [injection.name, value], scrubForms: common };
+  }
+}
+
+/** The lower-case header names an injection sets (removed from the agent's request first). */
+export function injectedHeaderNames(credential: CompiledCredential): string[] {
+  switch (credential.injection.kind) {
+    case "header":
+      return [credential.injection.name.toLowerCase()];
+    case "basicAuth":
+      return ["authorization"];
+    case "queryParam":
+      return [];
+  }
+}
+
+/** Removes every `name` parameter from a raw query string and appends `name=value` when given. */
+export function rewriteQuery(query: string, name: string, value?: string): string {
+  const kept = query
+    .split("&")
+    .filter((pair) => pair !== "")
+    .filter((pair) => {
+      const rawName = pair.split("=", 1)[0] ?? "";
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(rawName.replace(/\+/g, " "));
+      } catch {
+        // An undecodable name cannot be the parameter we set, but an upstream might decode it
+        // leniently: drop it rather than guess.
+        return false;
+      }
+      return decoded !== name;
+    });
+  if (value !== undefined) kept.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
+  return kept.join("&");
+}

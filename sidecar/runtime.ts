@@ -1,0 +1,112 @@
+// Assembles one sidecar from options: the gate and its services, the explicit proxy, the admin
+// listener. `airlock run`, `airlock demo` and the tests all start sidecars through here.
+import type http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { createAddressPolicy, type Cidr } from "./net/address.ts";
+import { createAdminServer } from "./observe/admin-server.ts";
+import { createSidecarMetrics, type SidecarMetrics } from "./observe/metrics.ts";
+import { Boundary } from "./proxy/boundary.ts";
+import { Gate } from "./proxy/gate.ts";
+import { Resolver, type LookupFn } from "./proxy/resolve.ts";
+import type { SecretSource } from "./proxy/secrets.ts";
+import { CertificateAuthority } from "./tls/ca.ts";
+
+/** A host:port to listen on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Everything a sidecar needs to start. */
+export interface SidecarOptions {
+  listen: ListenAddress;
+  metrics: ListenAddress;
+  secrets: SecretSource;
+  log: Logger;
+  allowAddresses?: Cidr[];
+  pins?: Map<string, string[]>;
+  lookup?: LookupFn;
+  upstreamCa?: string[];
+  processMetrics?: boolean;
+}
+
+/** A started sidecar. */
+export interface RunningSidecar {
+  gate: Gate;
+  boundary: Boundary;
+  metrics: SidecarMetrics;
+  ca: CertificateAuthority;
+  /** Where the explicit proxy and the admin listener actually listen (port 0 resolved). */
+  proxyAddress: ListenAddress;
+  metricsAddress: ListenAddress;
+  close(): Promise<void>;
+}
+
+function listen(server: http.Server, at: ListenAddress): Promise<ListenAddress> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => {
+      server.off("error", reject);
+      const address = server.address() as AddressInfo;
+      resolve({ host: at.host, port: address.port });
+    });
+  });
+}
+
+function close(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+    server.closeAllConnections();
+  });
+}
+
+/** Starts a sidecar with no policy applied (everything blocks with NoPolicyLoaded until one is). */
+export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
+  const metrics = createSidecarMetrics({ defaults: options.processMetrics === true });
+  const ca = new CertificateAuthority();
+  const self = new Set<string>();
+  const gate = new Gate({
+    secrets: options.secrets,
+    resolver: new Resolver({
+      addressPolicy: createAddressPolicy(options.allowAddresses ?? []),
+      ...(options.pins ? { pins: options.pins } : {}),
+      ...(options.lookup ? { lookup: options.lookup } : {}),
+    }),
+    ca,
+    metrics,
+    log: options.log,
+    upstreamCa: options.upstreamCa ?? [],
+    isSelf: (address, port) => self.has(`${address}:${port}`) || self.has(`*:${port}`),
+  });
+  const boundary = new Boundary(gate);
+  const explicit = boundary.createExplicitServer();
+  const admin = createAdminServer(metrics.registry, () => gate.ready);
+  const proxyAddress = await listen(explicit, options.listen);
+  let metricsAddress: ListenAddress;
+  try {
+    metricsAddress = await listen(admin, options.metrics);
+  } catch (err) {
+    await close(explicit);
+    throw err;
+  }
+  for (const at of [proxyAddress, metricsAddress]) {
+    const unspecified = at.host === "0.0.0.0" || at.host === "::";
+    self.add(unspecified ? `*:${at.port}` : `${at.host}:${at.port}`);
+  }
+  return {
+    gate,
+    boundary,
+    metrics,
+    ca,
+    proxyAddress,
+    metricsAddress,
+    close: async () => {
+      await Promise.all([close(explicit), close(admin)]);
+      boundary.upstreams.http.destroy();
+      boundary.upstreams.https.destroy();
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// Starts in-process sidecars for tests from manifest objects, with a silent or captured audit log.
+import { Writable } from "node:stream";
+import { createAuditLog } from "../../sidecar/observe/audit.ts";
+import { parseCidr } from "../../sidecar/net/address.ts";
+import { compile } from "../../sidecar/policy/compile.ts";
+import { StaticSecrets, type SecretData } from "../../sidecar/proxy/secrets.ts";
+import { startSidecar, type RunningSidecar } from "../../sidecar/runtime.ts";
+
+/** A test sidecar plus its captured audit lines. */
+export interface TestSidecar extends RunningSidecar {
+  audit: Record<string, unknown>[];
+  /** Everything the audit log wrote, as text (to search for leaked secrets). */
+  auditText(): string;
+  proxyUrl: string;
+}
+
+/** Secret manifests as plain key/value maps. */
+export function secret(namespace: string, name: string, data: Record<string, string>): SecretData {
+  return { namespace, name, data: new Map(Object.entries(data).map(([k, v]) => [k, Buffer.from(v)])) };
+}
+
+/**
+ * Starts a sidecar on ephemeral loopback ports with `policies`/`credentials` compiled and applied
+ * (pass `apply: false` to start with none). Throws with every compile error on bad input.
+ */
+export async function startTestSidecar(options: {
+  policies?: unknown[];
+  credentials?: unknown[];
+  secrets?: SecretData[];
+  pins?: Record<string, string>;
+  allow?: string[];
+  upstreamCa?: string[];
+  apply?: boolean;
+}): Promise<TestSidecar> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+      callback();
+    },
+  });
+  const sidecar = await startSidecar({
+    listen: { host: "127.0.0.1", port: 0 },
+    metrics: { host: "127.0.0.1", port: 0 },
+    secrets: new StaticSecrets(options.secrets ?? []),
+    log: createAuditLog({ pod: "test-pod", namespace: "agents" }, { destination: sink }),
+    pins: new Map(Object.entries(options.pins ?? {}).map(([host, ip]) => [host, [ip]])),
+    allowAddresses: (options.allow ?? ["127.0.0.1/32"]).map((c) => {
+      const parsed = parseCidr(c);
+      if (!parsed.ok) throw new Error(parsed.message);
+      return parsed.value;
+    }),
+    upstreamCa: options.upstreamCa ?? [],
+  });
+  if (options.apply !== false) {
+    const compiled = compile({ policies: options.policies ?? [], credentials: options.credentials ?? [] });
+    if (!compiled.ok) throw new Error(compiled.errors.map((e) => `${e.path}: ${e.message}`).join("\n"));
+    const applied = sidecar.gate.apply(JSON.parse(JSON.stringify(compiled.value)), 1);
+    if (!applied.ok) throw new Error(applied.errors.map((e) => `${e.path}: ${e.message}`).join("\n"));
+  }
+  const extended = Object.assign(sidecar, {
+    audit: [] as Record<string, unknown>[],
+    auditText: () => lines.join("\n"),
+    proxyUrl: `http://127.0.0.1:${sidecar.proxyAddress.port}`,
+  });
+  Object.defineProperty(extended, "audit", {
+    get: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  });
+  return extended;
+}
+
+/** An EgressPolicy manifest in namespace `agents`. */
+export function policy(name: string, egress: Record<string, unknown>[], extra: Record<string, unknown> = {}): unknown {
+  return {
+    apiVersion: "airlock.dev/v1alpha1",
+    kind: "EgressPolicy",
+    metadata: { name, namespace: "agents" },
+    spec: { podSelector: {}, egress, ...extra },
+  };
+}
+
+/** A Credential manifest in namespace `agents`. */
+export function credential(
+  name: string,
+  secretName: string,
+  injection: Record<string, unknown>,
+  hosts?: string[],
+): unknown {
+  return {
+    apiVersion: "airlock.dev/v1alpha1",
+    kind: "Credential",
+    metadata: { name, namespace: "agents" },
+    spec: { secretRef: { name: secretName, key: "token" }, injection, ...(hosts ? { hosts } : {}) },
+  };
+}
+
+/** Bodies the sidecar answered with, parsed. */
+export function parseJson(text: string): Record<string, unknown> {
+  return JSON.parse(text) as Record<string, unknown>;
+}
