@@ -56,7 +56,15 @@ export function mustLoad(policies: unknown[], credentials: unknown[] = []): Poli
 
 /** An HTTPS GET of / on api.github.com:443 through CONNECT, with `overrides`. */
 export function facts(overrides: Partial<RequestFacts> = {}): RequestFacts {
-  return { scheme: "https", host: "api.github.com", port: 443, method: "GET", path: "/", entry: "connect", ...overrides };
+  return {
+    scheme: "https",
+    host: "api.github.com",
+    port: 443,
+    method: "GET",
+    path: "/",
+    entry: "connect",
+    ...overrides,
+  };
 }
 
 /** A decision without its human-readable message, for whole-result comparison. */

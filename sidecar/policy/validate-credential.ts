@@ -154,7 +154,10 @@ function validateHosts(value: unknown, add: ErrorSink): string[] | undefined {
   const checked = items.map((item, i) => {
     const parsed = typeof item === "string" ? parseHostPattern(item) : undefined;
     if (parsed?.ok === true) return item as string;
-    add(indexPath(path, i), parsed?.message ?? `must be a string, got ${describeType(item)}; quote the value`);
+    add(
+      indexPath(path, i),
+      parsed?.message ?? `must be a string, got ${describeType(item)}; quote the value`,
+    );
     return undefined;
   });
   checkUnique(checked, path, add);

@@ -52,7 +52,9 @@ function eachString(
 ): string[] | undefined {
   const checked = items.map((item, i) => {
     const message =
-      typeof item === "string" ? problem(item) : `must be a string, got ${describeType(item)}; quote the value`;
+      typeof item === "string"
+        ? problem(item)
+        : `must be a string, got ${describeType(item)}; quote the value`;
     if (message === undefined) return item as string;
     add(indexPath(path, i), message);
     return undefined;
@@ -71,7 +73,10 @@ function validatePorts(value: unknown, path: string, add: ErrorSink): number[] |
   if (items === undefined) return undefined;
   const checked = items.map((item, i) => {
     if (typeof item === "number" && Number.isInteger(item) && item >= 1 && item <= 65535) return item;
-    add(indexPath(path, i), `must be an integer from 1 to 65535, got ${showValue(item)}; write a TCP port number`);
+    add(
+      indexPath(path, i),
+      `must be an integer from 1 to 65535, got ${showValue(item)}; write a TCP port number`,
+    );
     return undefined;
   });
   checkUnique(checked, path, add);

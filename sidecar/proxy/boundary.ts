@@ -7,7 +7,7 @@ import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { canonicalHost } from "../policy/index.ts";
 import type { Entry } from "../policy/types.ts";
-import { looksLikeHttp, parseClientHello, tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
+import { parseClientHello, sniffHttp, tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
 import type { Gate } from "./gate.ts";
 import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
@@ -181,9 +181,9 @@ export class Boundary {
       else if (hello.state === "invalid")
         finish({ kind: "refuse", verdict: blockVerdict("InvalidRequest", `bad TLS ClientHello: ${hello.message}`) });
       else if (hello.state === "not-tls") {
-        const http = looksLikeHttp(buffered);
-        if (http === true) finish({ kind: "http" });
-        else if (http === false)
+        const http = sniffHttp(buffered);
+        if (http === "http") finish({ kind: "http" });
+        else if (http === "not-http")
           finish({ kind: "refuse", verdict: blockVerdict("UnsupportedProtocol", "neither TLS nor HTTP/1.x") });
       }
       if (buffered.length > this.#limits.maxPeekBytes)

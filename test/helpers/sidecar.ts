@@ -27,7 +27,7 @@ export async function startTestSidecar(options: {
   policies?: unknown[];
   credentials?: unknown[];
   secrets?: SecretData[];
-  pins?: Record<string, string>;
+  pins?: Record<string, string | string[]>;
   allow?: string[];
   upstreamCa?: string[];
   apply?: boolean;
@@ -44,7 +44,7 @@ export async function startTestSidecar(options: {
     metrics: { host: "127.0.0.1", port: 0 },
     secrets: new StaticSecrets(options.secrets ?? []),
     log: createAuditLog({ pod: "test-pod", namespace: "agents" }, { destination: sink }),
-    pins: new Map(Object.entries(options.pins ?? {}).map(([host, ip]) => [host, [ip]])),
+    pins: new Map(Object.entries(options.pins ?? {}).map(([host, ip]) => [host, Array.isArray(ip) ? ip : [ip]])),
     allowAddresses: (options.allow ?? ["127.0.0.1/32"]).map((c) => {
       const parsed = parseCidr(c);
       if (!parsed.ok) throw new Error(parsed.message);
