@@ -10,6 +10,7 @@ import {
   expectRecord,
   fieldPath,
   indexPath,
+  isRecord,
   type ErrorSink,
 } from "./fields.ts";
 import { parseHostPattern } from "./host.ts";
@@ -278,7 +279,11 @@ export function validateBundle(bundle: unknown): Result<CompiledPolicy> {
     const c = credential(value, fieldPath("credentials", key), key, add);
     if (c !== undefined) credentials[key] = c;
   }
-  const policyIds = new Set(policies?.map((p) => p.id));
+  // Rules are checked against every listed id, so one bad policy entry is one error, not one per rule.
+  const listedPolicies: unknown[] = Array.isArray(root.policies) ? root.policies : [];
+  const policyIds = new Set(
+    listedPolicies.map((p) => (isRecord(p) ? p.id : undefined)).filter((id) => typeof id === "string"),
+  );
   const credentialIds = new Set(Object.keys(credentialsObj ?? {}));
   const rules = list(root.rules, "rules", add, NO_LIMIT, (v, p) => rule(v, p, add, policyIds, credentialIds));
   if (rules)

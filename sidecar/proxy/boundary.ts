@@ -91,9 +91,10 @@ export class Boundary {
       this.#refuseRaw(socket, verdict, req.headers.host);
       this.gate.record(verdict, { entry: contextOf(req)?.entry ?? "http", host: "", port: 0, method: req.method });
     });
-    server.on("clientError", (_err: Error, socket: Duplex) => {
-      // Malformed requests get a plain 400 and the connection closes; nothing is forwarded.
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+      // Malformed requests get a plain 4xx and the connection closes; nothing is forwarded.
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       socket.destroy();
     });
     server.setTimeout(this.#limits.idleTimeoutMs);
