@@ -50,6 +50,12 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
+// A closed pipe (`airlock demo | head`) ends the output, not the process with a stack trace.
+stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") exit(0);
+  throw err;
+});
+
 main(argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -69,8 +69,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     sidecar.gate.setSecrets(new StaticSecrets(again.value.secrets));
     process.stderr.write(`reloaded policy generation ${generation} (${again.value.compiled.hash})\n`);
   });
-  const { host, port } = sidecar.proxyAddress;
-  process.stderr.write(`listening on http://${host.includes(":") ? `[${host}]` : host}:${port}\n`);
+  const url = ({ host, port }: { host: string; port: number }): string =>
+    `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  process.stderr.write(`metrics on ${url(sidecar.metricsAddress)}\n`);
+  process.stderr.write(`listening on ${url(sidecar.proxyAddress)}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -3,6 +3,7 @@
 // answer however it arrived.
 
 import { compareCandidates, hostCandidates, type Candidate } from "./candidates.ts";
+import { isRecord } from "./fields.ts";
 import { canonicalHost, hostMatches, hostPatternString } from "./host.ts";
 import type { IndexedRule, PolicyIndex } from "./load.ts";
 import { pathMatches } from "./path.ts";
@@ -14,6 +15,20 @@ const NO_POLICY: Decision = {
   message:
     "no policy is loaded yet, so every request is blocked (fail closed); wait for the first valid policy bundle",
 };
+
+// The facts come from the data path; anything malformed is read as a value that matches no rule.
+function sanitize<T extends RequestFacts | TunnelFacts>(facts: T): T {
+  const raw: Partial<Record<keyof RequestFacts, unknown>> = isRecord(facts) ? facts : {};
+  const text = (value: unknown): string => (typeof value === "string" ? value : "");
+  return {
+    ...raw,
+    host: text(raw.host),
+    port: typeof raw.port === "number" ? raw.port : 0,
+    method: text(raw.method),
+    path: text(raw.path),
+    scheme: text(raw.scheme),
+  } as T;
+}
 
 function hostForDisplay(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -43,7 +58,7 @@ function enforceOrAudit(index: PolicyIndex, decision: Decision): Decision {
 }
 
 function requestCandidates(index: PolicyIndex, name: string | undefined, facts: RequestFacts): Candidate[] {
-  if (name === undefined || typeof facts.path !== "string") return [];
+  if (name === undefined) return [];
   const candidates: Candidate[] = [];
   for (const [entry, hostRank] of hostCandidates(index, name, facts.port)) {
     if (entry.methods !== null && !entry.methods.has(facts.method)) continue;
@@ -80,8 +95,9 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
  * In Audit mode a block from 3, 5 or 6 becomes allow AuditWouldBlock (auditReason = the block's
  * reason, policy and rule when known), never injecting. Never throws.
  */
-export function decide(index: PolicyIndex | null, facts: RequestFacts): Decision {
+export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): Decision {
   if (index === null) return { ...NO_POLICY };
+  const facts = sanitize(requestFacts);
   const target = `${facts.method} ${facts.scheme}://${hostForDisplay(facts.host)}:${facts.port}${facts.path}`;
   const canonical = canonicalHost(facts.host);
   const name = canonical.kind === "name" ? canonical.name : undefined;
@@ -135,8 +151,9 @@ export function decide(index: PolicyIndex | null, facts: RequestFacts): Decision
  * constrains neither methods nor paths → passthrough with the best-ranked rule's allow;
  * otherwise intercept, and decide() each request inside. Never throws.
  */
-export function decideTunnel(index: PolicyIndex | null, facts: TunnelFacts): TunnelDecision {
+export function decideTunnel(index: PolicyIndex | null, tunnelFacts: TunnelFacts): TunnelDecision {
   if (index === null) return { action: "block", decision: { ...NO_POLICY } };
+  const facts = sanitize(tunnelFacts);
   const canonical = canonicalHost(facts.host);
   const matches =
     canonical.kind === "name"

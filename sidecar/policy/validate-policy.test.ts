@@ -182,67 +182,6 @@ describe("validatePolicy refuses", () => {
       want: [{ path: "spec.podSelector", includes: "use {} to select every pod" }],
     },
     {
-      name: "an unknown podSelector field",
-      manifest: withSpec({ podSelector: { matchLabel: {} } }),
-      want: [{ path: "spec.podSelector.matchLabel", includes: "did you mean matchLabels?" }],
-    },
-    {
-      name: "a non-string label value",
-      manifest: withSpec({ podSelector: { matchLabels: { app: 1 } } }),
-      want: [{ path: "spec.podSelector.matchLabels.app", includes: "quote the value" }],
-    },
-    {
-      name: "an invalid label value under a prefixed key",
-      manifest: withSpec({ podSelector: { matchLabels: { "app.kubernetes.io/name": "a b" } } }),
-      want: [{ path: 'spec.podSelector.matchLabels["app.kubernetes.io/name"]', includes: "label value" }],
-    },
-    {
-      name: "an invalid label key",
-      manifest: withSpec({ podSelector: { matchLabels: { "-app": "x" } } }),
-      want: [{ path: 'spec.podSelector.matchLabels["-app"]', includes: "label key" }],
-    },
-    {
-      name: "an unknown operator",
-      manifest: withSpec({
-        podSelector: { matchExpressions: [{ key: "a", operator: "Equals", values: ["x"] }] },
-      }),
-      want: [
-        {
-          path: "spec.podSelector.matchExpressions[0].operator",
-          includes: "In, NotIn, Exists, DoesNotExist",
-        },
-      ],
-    },
-    {
-      name: "In without values",
-      manifest: withSpec({ podSelector: { matchExpressions: [{ key: "a", operator: "In" }] } }),
-      want: [{ path: "spec.podSelector.matchExpressions[0].values", includes: "must be a list" }],
-    },
-    {
-      name: "NotIn with empty values",
-      manifest: withSpec({
-        podSelector: { matchExpressions: [{ key: "a", operator: "NotIn", values: [] }] },
-      }),
-      want: [{ path: "spec.podSelector.matchExpressions[0].values", includes: "needs at least one value" }],
-    },
-    {
-      name: "Exists with values",
-      manifest: withSpec({
-        podSelector: { matchExpressions: [{ key: "a", operator: "Exists", values: ["x"] }] },
-      }),
-      want: [{ path: "spec.podSelector.matchExpressions[0].values", includes: "remove values" }],
-    },
-    {
-      name: "a lower-case mode",
-      manifest: withSpec({ podSelector: {}, mode: "enforce" }),
-      want: [{ path: "spec.mode", includes: "must be Enforce or Audit" }],
-    },
-    {
-      name: "egress that is not a list",
-      manifest: withSpec({ podSelector: {}, egress: { name: "x" } }),
-      want: [{ path: "spec.egress", includes: "must be a list" }],
-    },
-    {
       name: "more than 256 rules",
       manifest: policy(
         "p",

@@ -276,6 +276,8 @@ export class Boundary {
       }
       const address = resolved.addresses[0];
       if (!address) return;
+      // A tunnel may live for hours: its decision is recorded when it is made, not when it ends.
+      this.gate.record(decision, { ...record, durationMs: performance.now() - started });
       const upstream = net.connect({ host: address.address, port, family: address.family });
       upstream.setTimeout(this.upstreams.timeoutMs, () => upstream.destroy());
       upstream.once("connect", () => {
@@ -297,11 +299,6 @@ export class Boundary {
       });
       socket.once("close", () => {
         upstream.destroy();
-        this.gate.record(decision, {
-          ...record,
-          bytes: socket.bytesWritten,
-          durationMs: performance.now() - started,
-        });
       });
       upstream.once("close", () => socket.destroy());
     });
