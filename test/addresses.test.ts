@@ -26,7 +26,11 @@ describe("forbidden addresses", function () {
       "good.example.test": "127.0.0.1",
     };
     strict = await startTestSidecar({ policies: [policy("agent", rules)], pins, allow: [] });
-    loopbackAllowed = await startTestSidecar({ policies: [policy("agent", rules)], pins, allow: ["127.0.0.1/32"] });
+    loopbackAllowed = await startTestSidecar({
+      policies: [policy("agent", rules)],
+      pins,
+      allow: ["127.0.0.1/32"],
+    });
     mixed = await startTestSidecar({
       policies: [policy("agent", rules)],
       pins: { "mixed.example.test": ["127.0.0.1", "10.0.0.7"] },
@@ -42,7 +46,10 @@ describe("forbidden addresses", function () {
 
   const absolute = async (sidecar: TestSidecar, authority: string) =>
     parseResponse(
-      await exchange(sidecar.proxyAddress.port, `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`),
+      await exchange(
+        sidecar.proxyAddress.port,
+        `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`,
+      ),
     );
 
   const SPELLINGS: { spelling: string; address: string }[] = [

@@ -53,11 +53,20 @@ describe("cli: airlock validate", function () {
 describe("cli: airlock explain", function () {
   const demo = join(ROOT, "examples/demo/policy.yaml");
   const cases = [
-    { url: "https://api.example.test/v1/items", want: { outcome: "inject", reason: "RuleMatched", credential: "default/example-api" } },
-    { url: "https://registry.example.test/x", want: { outcome: "allow", reason: "RuleMatched", rule: "registry" } },
+    {
+      url: "https://api.example.test/v1/items",
+      want: { outcome: "inject", reason: "RuleMatched", credential: "default/example-api" },
+    },
+    {
+      url: "https://registry.example.test/x",
+      want: { outcome: "allow", reason: "RuleMatched", rule: "registry" },
+    },
     { url: "https://evil.example.test/", want: { outcome: "block", reason: "NoRuleMatched" } },
     { url: "http://api.example.test/v1/items", want: { outcome: "block", reason: "CredentialRequiresTls" } },
-    { url: "http://169.254.169.254/latest/meta-data", want: { outcome: "block", reason: "AddressForbidden" } },
+    {
+      url: "http://169.254.169.254/latest/meta-data",
+      want: { outcome: "block", reason: "AddressForbidden" },
+    },
   ];
   for (const c of cases) {
     it(`GET ${c.url} → ${c.want.outcome} (${c.want.reason})`, async function () {
@@ -140,13 +149,31 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
 
   it("prints one listening line and serves the three outcomes to curl", async function () {
     expect(run.stderr().match(/listening on/g)).to.have.length(1);
-    const inject = await curl(["-x", proxy, "--cacert", bundle, `https://api.example.test:${upstream.port}/me`]);
+    const inject = await curl([
+      "-x",
+      proxy,
+      "--cacert",
+      bundle,
+      `https://api.example.test:${upstream.port}/me`,
+    ]);
     expect(inject.status).to.equal(200);
     expect(upstream.received.at(-1)?.headers["x-api-key"]).to.equal(SECRET);
     expect(inject.body).not.to.include(SECRET);
-    const allow = await curl(["-x", proxy, "--cacert", bundle, `https://open.example.test:${upstream.port}/`]);
+    const allow = await curl([
+      "-x",
+      proxy,
+      "--cacert",
+      bundle,
+      `https://open.example.test:${upstream.port}/`,
+    ]);
     expect(allow.status).to.equal(200);
-    const block = await curl(["-x", proxy, "--cacert", bundle, `https://later.example.test:${upstream.port}/`]);
+    const block = await curl([
+      "-x",
+      proxy,
+      "--cacert",
+      bundle,
+      `https://later.example.test:${upstream.port}/`,
+    ]);
     expect(block.stderr).to.match(/403/);
   });
 
@@ -154,7 +181,9 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
     expect(metrics).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
     const scrape = await curl([`${metrics}/metrics`]);
     expect(scrape.status).to.equal(200);
-    expect(scrape.body).to.match(/airlock_decisions_total\{outcome="inject",reason="RuleMatched",policy="default\/laptop",rule="api"\} 1/);
+    expect(scrape.body).to.match(
+      /airlock_decisions_total\{outcome="inject",reason="RuleMatched",policy="default\/laptop",rule="api"\} 1/,
+    );
     expect(scrape.body).to.match(/airlock_policy_info\{generation="1",hash="sha256:[0-9a-f]{64}"\} 1/);
     expect(scrape.body).to.include("process_cpu_seconds_total");
     expect(scrape.body).not.to.include(SECRET);
@@ -170,7 +199,11 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.outcome)).to.include.members(["inject", "allow", "block"]);
-    expect(lines.find((l) => l.outcome === "inject")).to.include({ credential: "default/api", host: "api.example.test", path: "/me" });
+    expect(lines.find((l) => l.outcome === "inject")).to.include({
+      credential: "default/api",
+      host: "api.example.test",
+      path: "/me",
+    });
     expect(run.stdout() + run.stderr()).not.to.include(SECRET);
   });
 
@@ -179,19 +212,39 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
     run.child.kill("SIGHUP");
     await waitFor(() => run.stderr().includes("reload refused"));
     expect(run.stderr()).to.match(/policy\.yaml: spec\.egress\[1\]\.hosts\[0\]: /);
-    const stillOpen = await curl(["-x", proxy, "--cacert", bundle, `https://open.example.test:${upstream.port}/`]);
+    const stillOpen = await curl([
+      "-x",
+      proxy,
+      "--cacert",
+      bundle,
+      `https://open.example.test:${upstream.port}/`,
+    ]);
     expect(stillOpen.status).to.equal(200);
     writeFileSync(join(dir, "policy.yaml"), policyYaml("later.example.test"));
     run.child.kill("SIGHUP");
     await waitFor(() => run.stderr().includes("reloaded policy generation 2"));
-    const nowOpen = await curl(["-x", proxy, "--cacert", bundle, `https://later.example.test:${upstream.port}/`]);
+    const nowOpen = await curl([
+      "-x",
+      proxy,
+      "--cacert",
+      bundle,
+      `https://later.example.test:${upstream.port}/`,
+    ]);
     expect(nowOpen.status).to.equal(200);
   });
 
   it("invalid policy files: exit 2 before listening, every error located", async function () {
     const bad = mkdtempSync(join(tmpdir(), "airlock-bad-"));
     writeFileSync(join(bad, "p.yaml"), readFileSync(join(INVALID, "tld-wildcard.yaml")));
-    const res = await airlock(["run", "--policy", bad, "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    const res = await airlock([
+      "run",
+      "--policy",
+      bad,
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics",
+      "127.0.0.1:0",
+    ]);
     expect(res.code).to.equal(2);
     expect(res.stderr).to.include(`${join(bad, "p.yaml")}: spec.egress[0].hosts[0]: `);
     expect(res.stderr).not.to.include("listening on");

@@ -4,7 +4,14 @@
 import { expect } from "chai";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { httpInsideConnect, parseResponse, exchange } from "./helpers/raw.ts";
-import { credential, parseJson, policy, secret, startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
+import {
+  credential,
+  parseJson,
+  policy,
+  secret,
+  startTestSidecar,
+  type TestSidecar,
+} from "./helpers/sidecar.ts";
 
 interface Row {
   name: string;
@@ -15,17 +22,83 @@ interface Row {
 }
 
 const ROWS: Row[] = [
-  { name: "exact host, any path", host: "open.example.test", method: "GET", path: "/a/b", want: { outcome: "allow", reason: "RuleMatched" } },
-  { name: "upper case and trailing dot are the same name", host: "OPEN.Example.TEST.", method: "GET", path: "/", want: { outcome: "allow", reason: "RuleMatched" } },
-  { name: "path inside the allowed pattern", host: "docs.example.test", method: "GET", path: "/public/x/y", want: { outcome: "allow", reason: "RuleMatched" } },
-  { name: "path outside the allowed pattern", host: "docs.example.test", method: "GET", path: "/private", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "dot segments are resolved before matching", host: "docs.example.test", method: "GET", path: "/public/../private", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "encoded dot segments too", host: "docs.example.test", method: "GET", path: "/public/%2e%2E/private", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "method not in the rule", host: "docs.example.test", method: "POST", path: "/public/x", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "wildcard matches a subdomain at any depth", host: "a.b.svc.example.test", method: "GET", path: "/", want: { outcome: "allow", reason: "RuleMatched" } },
-  { name: "wildcard does not match the apex", host: "svc.example.test", method: "GET", path: "/", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "unknown host", host: "evil.example.test", method: "GET", path: "/", want: { outcome: "block", reason: "NoRuleMatched" } },
-  { name: "inject rule over cleartext", host: "api.example.test", method: "GET", path: "/v1", want: { outcome: "block", reason: "CredentialRequiresTls" } },
+  {
+    name: "exact host, any path",
+    host: "open.example.test",
+    method: "GET",
+    path: "/a/b",
+    want: { outcome: "allow", reason: "RuleMatched" },
+  },
+  {
+    name: "upper case and trailing dot are the same name",
+    host: "OPEN.Example.TEST.",
+    method: "GET",
+    path: "/",
+    want: { outcome: "allow", reason: "RuleMatched" },
+  },
+  {
+    name: "path inside the allowed pattern",
+    host: "docs.example.test",
+    method: "GET",
+    path: "/public/x/y",
+    want: { outcome: "allow", reason: "RuleMatched" },
+  },
+  {
+    name: "path outside the allowed pattern",
+    host: "docs.example.test",
+    method: "GET",
+    path: "/private",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "dot segments are resolved before matching",
+    host: "docs.example.test",
+    method: "GET",
+    path: "/public/../private",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "encoded dot segments too",
+    host: "docs.example.test",
+    method: "GET",
+    path: "/public/%2e%2E/private",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "method not in the rule",
+    host: "docs.example.test",
+    method: "POST",
+    path: "/public/x",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "wildcard matches a subdomain at any depth",
+    host: "a.b.svc.example.test",
+    method: "GET",
+    path: "/",
+    want: { outcome: "allow", reason: "RuleMatched" },
+  },
+  {
+    name: "wildcard does not match the apex",
+    host: "svc.example.test",
+    method: "GET",
+    path: "/",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "unknown host",
+    host: "evil.example.test",
+    method: "GET",
+    path: "/",
+    want: { outcome: "block", reason: "NoRuleMatched" },
+  },
+  {
+    name: "inject rule over cleartext",
+    host: "api.example.test",
+    method: "GET",
+    path: "/v1",
+    want: { outcome: "block", reason: "CredentialRequiresTls" },
+  },
 ];
 
 describe("consistency: the same target gets the same outcome through plain HTTP and CONNECT", function () {
@@ -71,7 +144,10 @@ describe("consistency: the same target gets the same outcome through plain HTTP 
         `${row.method} ${row.path} HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       );
       const inner = tunnelled.connect.status === 200 ? tunnelled.response : tunnelled.connect;
-      for (const [entry, res] of [["plain HTTP", plain], ["CONNECT", inner]] as const) {
+      for (const [entry, res] of [
+        ["plain HTTP", plain],
+        ["CONNECT", inner],
+      ] as const) {
         expect(res, entry).to.not.equal(undefined);
         expect(res?.headers["x-airlock-decision"], `${entry} outcome`).to.equal(row.want.outcome);
         if (row.want.outcome === "block") {

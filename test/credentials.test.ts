@@ -7,7 +7,14 @@ import zlib from "node:zlib";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
 import { connect, parseResponse, readUntil, responseComplete } from "./helpers/raw.ts";
-import { credential, parseJson, policy, secret, startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
+import {
+  credential,
+  parseJson,
+  policy,
+  secret,
+  startTestSidecar,
+  type TestSidecar,
+} from "./helpers/sidecar.ts";
 
 const SECRET = "k3y-Value/with+chars=";
 const B64 = Buffer.from(SECRET).toString("base64");
@@ -24,7 +31,9 @@ describe("credentials: injection forms, hygiene and reflection", function () {
       respond: (req, res) => {
         const url = new URL(req.url, "https://x");
         if (url.pathname === "/redirect") {
-          res.writeHead(302, { location: `https://elsewhere.example.test/?${url.searchParams.toString()}` }).end();
+          res
+            .writeHead(302, { location: `https://elsewhere.example.test/?${url.searchParams.toString()}` })
+            .end();
           return true;
         }
         if (url.pathname === "/trickle") {
@@ -49,7 +58,9 @@ describe("credentials: injection forms, hygiene and reflection", function () {
           return true;
         }
         if (url.pathname === "/b64") {
-          res.writeHead(200, { "x-reflect": B64 }).end(`raw:${SECRET} b64:${B64} url:${encodeURIComponent(SECRET)}`);
+          res
+            .writeHead(200, { "x-reflect": B64 })
+            .end(`raw:${SECRET} b64:${B64} url:${encodeURIComponent(SECRET)}`);
           return true;
         }
         return false;
@@ -64,7 +75,12 @@ describe("credentials: injection forms, hygiene and reflection", function () {
           { name: "basic", hosts: ["basic.example.test"], ports, credential: "basic" },
           { name: "query", hosts: ["query.example.test"], ports, credential: "query" },
           { name: "missing", hosts: ["missing.example.test"], ports, credential: "missing" },
-          { name: "untrusted", hosts: ["untrusted.example.test"], ports: [untrusted.port], credential: "bearer" },
+          {
+            name: "untrusted",
+            hosts: ["untrusted.example.test"],
+            ports: [untrusted.port],
+            credential: "bearer",
+          },
         ]),
       ],
       credentials: [
@@ -164,7 +180,9 @@ describe("credentials: injection forms, hygiene and reflection", function () {
     expect(parseJson(res.body)).to.include({ reason: "CredentialUnavailable" });
     expect(up.received.length).to.equal(before);
     const metrics = await sidecar.metrics.registry.metrics();
-    expect(metrics).to.match(/airlock_credential_errors_total\{credential="agents\/missing",reason="SecretMissing"\} 1/);
+    expect(metrics).to.match(
+      /airlock_credential_errors_total\{credential="agents\/missing",reason="SecretMissing"\} 1/,
+    );
   });
 
   it("an upstream whose certificate does not verify gets nothing: 502, no credential sent", async function () {
@@ -183,16 +201,18 @@ describe("credentials: injection forms, hygiene and reflection", function () {
 
   it("each request on a kept-alive intercepted connection is decided on its own Host", async function () {
     const socket = await connect(sidecar.proxyAddress.port);
-    socket.write(`CONNECT bearer.example.test:${up.port} HTTP/1.1\r\nHost: bearer.example.test:${up.port}\r\n\r\n`);
+    socket.write(
+      `CONNECT bearer.example.test:${up.port} HTTP/1.1\r\nHost: bearer.example.test:${up.port}\r\n\r\n`,
+    );
     expect(await readUntil(socket, (t) => t.includes("\r\n\r\n"))).to.match(/^HTTP\/1\.1 200/);
     const secure = tls.connect({ socket, servername: "bearer.example.test", ca: sidecar.ca.certificatePem });
     await new Promise((resolve) => secure.once("secureConnect", resolve));
     const before = up.received.length;
     secure.write(`GET /first HTTP/1.1\r\nHost: bearer.example.test:${up.port}\r\n\r\n`);
-    const first = parseResponse(await readUntil(secure as never, responseComplete));
+    const first = parseResponse(await readUntil(secure, responseComplete));
     expect(first.status).to.equal(200);
     secure.write(`GET /second HTTP/1.1\r\nHost: basic.example.test:${up.port}\r\n\r\n`);
-    const second = parseResponse(await readUntil(secure as never, responseComplete));
+    const second = parseResponse(await readUntil(secure, responseComplete));
     expect(second.status).to.equal(403);
     expect(parseJson(second.body).reason).to.equal("HostMismatch");
     expect(up.received.length).to.equal(before + 1);

@@ -5,7 +5,14 @@ import { expect } from "chai";
 import { fetch, ProxyAgent } from "undici";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
-import { credential, parseJson, policy, secret, startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
+import {
+  credential,
+  parseJson,
+  policy,
+  secret,
+  startTestSidecar,
+  type TestSidecar,
+} from "./helpers/sidecar.ts";
 
 const SECRET = "s3cr3t-token-value-0123456789";
 
@@ -26,10 +33,17 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
           { name: "api", hosts: ["api.example.test"], ports, credential: "api-token" },
           { name: "open", hosts: ["open.example.test"], ports },
           { name: "plain", hosts: ["plain.example.test"], ports: [plainUp.port] },
-          { name: "plain-inject", hosts: ["api.example.test"], ports: [plainUp.port], credential: "api-token" },
+          {
+            name: "plain-inject",
+            hosts: ["api.example.test"],
+            ports: [plainUp.port],
+            credential: "api-token",
+          },
         ]),
       ],
-      credentials: [credential("api-token", "api-secret", { header: { name: "Authorization", valuePrefix: "Bearer " } })],
+      credentials: [
+        credential("api-token", "api-secret", { header: { name: "Authorization", valuePrefix: "Bearer " } }),
+      ],
       secrets: [secret("agents", "api-secret", { token: SECRET })],
       pins: Object.fromEntries(names.map((n) => [n, "127.0.0.1"])),
       upstreamCa: [tlsUp.caPem],
@@ -48,7 +62,10 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
 
   it("inject (curl, CONNECT): the upstream receives the credential, the agent never sees it", async function () {
     const before = tlsUp.received.length;
-    const res = await viaCurl(`https://api.example.test:${tlsUp.port}/v1/me`, ["-H", "Authorization: Bearer agent-guess"]);
+    const res = await viaCurl(`https://api.example.test:${tlsUp.port}/v1/me`, [
+      "-H",
+      "Authorization: Bearer agent-guess",
+    ]);
     expect(res.status).to.equal(200);
     expect(res.headers["x-airlock-decision"]).to.equal("inject");
     const got = tlsUp.received.slice(before);
@@ -100,7 +117,11 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
     expect(blocked.status).to.equal(403);
     expect(blocked.headers["x-airlock-decision"]).to.equal("block");
     expect(blocked.headers["content-type"]).to.equal("application/json");
-    expect(parseJson(blocked.body)).to.include({ error: "egress_blocked", reason: "NoRuleMatched", host: "evil.example.test" });
+    expect(parseJson(blocked.body)).to.include({
+      error: "egress_blocked",
+      reason: "NoRuleMatched",
+      host: "evil.example.test",
+    });
     expect(plainUp.received.length).to.equal(before);
   });
 
@@ -138,7 +159,9 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
       // undici reports a refused CONNECT as a failed fetch; the sidecar's record says why.
       expect(failure).to.be.instanceOf(Error);
       expect(tlsUp.received.length).to.equal(count);
-      expect(sidecar.audit.filter((a) => a.host === "evil.example.test" && a.reason === "NoRuleMatched")).to.have.length.at.least(2);
+      expect(
+        sidecar.audit.filter((a) => a.host === "evil.example.test" && a.reason === "NoRuleMatched"),
+      ).to.have.length.at.least(2);
     } finally {
       await dispatcher.close();
     }
@@ -147,11 +170,20 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
   it("audit lines name the credential, never its value; metrics count each outcome", async function () {
     expect(sidecar.auditText()).not.to.include(SECRET);
     const inject = sidecar.audit.find((a) => a.outcome === "inject");
-    expect(inject).to.include({ credential: "agents/api-token", policy: "agents/agent", rule: "api", host: "api.example.test" });
+    expect(inject).to.include({
+      credential: "agents/api-token",
+      policy: "agents/agent",
+      rule: "api",
+      host: "api.example.test",
+    });
     const metrics = await sidecar.metrics.registry.metrics();
     expect(metrics).not.to.include(SECRET);
-    expect(metrics).to.match(/airlock_decisions_total\{outcome="inject",reason="RuleMatched",policy="agents\/agent",rule="api"\} [1-9]/);
-    expect(metrics).to.match(/airlock_decisions_total\{outcome="block",reason="NoRuleMatched",policy="",rule=""\} [1-9]/);
+    expect(metrics).to.match(
+      /airlock_decisions_total\{outcome="inject",reason="RuleMatched",policy="agents\/agent",rule="api"\} [1-9]/,
+    );
+    expect(metrics).to.match(
+      /airlock_decisions_total\{outcome="block",reason="NoRuleMatched",policy="",rule=""\} [1-9]/,
+    );
     expect(metrics).to.match(/airlock_credential_scrubbed_total\{credential="agents\/api-token"\} [1-9]/);
     expect(metrics).not.to.include("evil.example.test");
   });

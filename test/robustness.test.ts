@@ -49,7 +49,11 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
 
   const MALFORMED: { name: string; data: () => string; status: number }[] = [
     { name: "garbage", data: () => "\x00\x01\x02 hello\r\n\r\n", status: 400 },
-    { name: "unknown HTTP version", data: () => `GET http://${authority}/ HTTP/9.9\r\nHost: ${authority}\r\n\r\n`, status: 400 },
+    {
+      name: "unknown HTTP version",
+      data: () => `GET http://${authority}/ HTTP/9.9\r\nHost: ${authority}\r\n\r\n`,
+      status: 400,
+    },
     {
       name: "Content-Length and Transfer-Encoding together (CL.TE)",
       data: () =>
@@ -58,7 +62,8 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
     },
     {
       name: "two different Content-Lengths",
-      data: () => `POST http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`,
+      data: () =>
+        `POST http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`,
       status: 400,
     },
     {
@@ -74,7 +79,8 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
     },
     {
       name: "header too large",
-      data: () => `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nX-Big: ${"a".repeat(40_000)}\r\n\r\n`,
+      data: () =>
+        `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nX-Big: ${"a".repeat(40_000)}\r\n\r\n`,
       status: 431,
     },
     {
@@ -157,7 +163,9 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
     half.write(Buffer.from([22, 3, 1, 2, 0, 1, 0]));
     half.destroy();
     await stillServes();
-    const mismatch = sidecar.audit.find((a) => a.reason === "HostMismatch" && a.host === "other.example.test");
+    const mismatch = sidecar.audit.find(
+      (a) => a.reason === "HostMismatch" && a.host === "other.example.test",
+    );
     expect(mismatch).to.not.equal(undefined);
   });
 

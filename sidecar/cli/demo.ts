@@ -36,7 +36,11 @@ function redact(value: string | string[] | undefined): string {
 /** What the agent got back: the upstream's echo of the Authorization header, or the block reason. */
 function agentSaw(response: ProxyResponse): string {
   try {
-    const body = JSON.parse(response.body) as { headers?: Record<string, string>; reason?: string; error?: string };
+    const body = JSON.parse(response.body) as {
+      headers?: Record<string, string>;
+      reason?: string;
+      error?: string;
+    };
     if (body.error !== undefined) return `${body.error}: ${body.reason ?? ""}`;
     return `echo of Authorization: ${body.headers?.authorization ?? "(none)"}`;
   } catch {
@@ -66,7 +70,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     .map((d) => {
       const meta = d.metadata as { name: string; namespace?: string };
       const data = new Map<string, Buffer>();
-      for (const [k, v] of Object.entries((d.stringData ?? {}) as Record<string, string>)) data.set(k, Buffer.from(v));
+      for (const [k, v] of Object.entries((d.stringData ?? {}) as Record<string, string>))
+        data.set(k, Buffer.from(v));
       return { namespace: meta.namespace ?? "default", name: meta.name, data };
     });
   const decisions: { host: string; outcome: string }[] = [];
@@ -99,7 +104,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     { want: "block", method: "GET", url: `https://evil.example.test:${port}/exfiltrate`, guess: false },
   ];
   let failures = 0;
-  const rows: string[][] = [["outcome", "status", "request", "Authorization at the upstream", "what the agent saw"]];
+  const rows: string[][] = [
+    ["outcome", "status", "request", "Authorization at the upstream", "what the agent saw"],
+  ];
   for (const c of cases) {
     const before = upstream.received.length;
     const response = await requestViaProxy(sidecar.proxyAddress, c.method, c.url, {
@@ -109,7 +116,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     // The sidecar's own audit line says what it decided (a passthrough response carries no header of ours).
     const host = new URL(c.url).hostname;
     const got = decisions.findLast((d) => d.host === host)?.outcome ?? "?";
-    const seen = upstream.received.length > before ? upstream.received[before]?.headers.authorization : undefined;
+    const seen =
+      upstream.received.length > before ? upstream.received[before]?.headers.authorization : undefined;
     const reached = upstream.received.length > before;
     if (got !== c.want) failures++;
     rows.push([
@@ -124,7 +132,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   for (const row of rows) out.write(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ") + "\n");
   const metrics = await sidecar.metrics.registry.getSingleMetricAsString("airlock_decisions_total");
   out.write("\ndecision counters from /metrics:\n");
-  for (const line of metrics.split("\n").filter((l) => l.startsWith("airlock_decisions_total"))) out.write(`  ${line}\n`);
+  for (const line of metrics.split("\n").filter((l) => l.startsWith("airlock_decisions_total")))
+    out.write(`  ${line}\n`);
   out.write(
     failures === 0
       ? "\nAll three outcomes as the policy says. The agent never saw the credential: the upstream's echo of it was scrubbed.\n"

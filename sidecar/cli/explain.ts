@@ -17,13 +17,18 @@ Name resolution is not performed: a name that resolves to a forbidden address is
 export function explainCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { policy: { type: "string", multiple: true, default: [] }, json: { type: "boolean", default: false } },
+    options: {
+      policy: { type: "string", multiple: true, default: [] },
+      json: { type: "boolean", default: false },
+    },
     allowPositionals: true,
     strict: true,
   });
-  if (values.policy.length === 0) throw new UsageError("--policy is required (files or folders of manifests)");
+  if (values.policy.length === 0)
+    throw new UsageError("--policy is required (files or folders of manifests)");
   const [method, url, ...extra] = positionals;
-  if (method === undefined || url === undefined || extra.length > 0) throw new UsageError("expected METHOD URL");
+  if (method === undefined || url === undefined || extra.length > 0)
+    throw new UsageError("expected METHOD URL");
   const target = parseAbsoluteTarget(url);
   if (!target.ok) throw new UsageError(`${url}: ${target.message}`);
   const host = canonicalHost(target.value.authority.host);

@@ -11,7 +11,8 @@ export class UsageError extends Error {}
 export function parseListen(flag: string, value: string): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new UsageError(`--${flag} ${value}: expected HOST:PORT, e.g. 127.0.0.1:15080`);
+  if (!match || port > 65535)
+    throw new UsageError(`--${flag} ${value}: expected HOST:PORT, e.g. 127.0.0.1:15080`);
   return { host: match[1] ?? match[2] ?? "", port };
 }
 

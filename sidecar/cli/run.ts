@@ -38,7 +38,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  if (values.policy.length === 0) throw new UsageError("--policy is required (files or folders of manifests)");
+  if (values.policy.length === 0)
+    throw new UsageError("--policy is required (files or folders of manifests)");
   const loaded = loadManifestFiles(values.policy);
   if (!loaded.ok) {
     process.stderr.write(formatFileErrors(loaded.errors) + "\n");
@@ -56,12 +57,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
   let generation = 1;
   sidecar.gate.apply(loaded.value.compiled, generation);
-  for (const conflict of loaded.value.compiled.conflicts) process.stderr.write(`warning: ${conflict.message}\n`);
+  for (const conflict of loaded.value.compiled.conflicts)
+    process.stderr.write(`warning: ${conflict.message}\n`);
   if (values["ca-out"] !== undefined) writeFileSync(values["ca-out"], sidecar.ca.certificatePem);
   process.on("SIGHUP", () => {
     const again = loadManifestFiles(values.policy);
     if (!again.ok) {
-      process.stderr.write(`reload refused; keeping generation ${generation}:\n${formatFileErrors(again.errors)}\n`);
+      process.stderr.write(
+        `reload refused; keeping generation ${generation}:\n${formatFileErrors(again.errors)}\n`,
+      );
       return;
     }
     generation++;

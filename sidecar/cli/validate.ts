@@ -15,7 +15,8 @@ export function validateCommand(argv: string[]): number {
     options: { policy: { type: "string", multiple: true, default: [] } },
     strict: true,
   });
-  if (values.policy.length === 0) throw new UsageError("--policy is required (files or folders of manifests)");
+  if (values.policy.length === 0)
+    throw new UsageError("--policy is required (files or folders of manifests)");
   const loaded = loadManifestFiles(values.policy);
   if (!loaded.ok) {
     process.stderr.write(formatFileErrors(loaded.errors) + "\n");

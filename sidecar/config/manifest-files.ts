@@ -64,12 +64,13 @@ function keyOf(kind: string, object: Record<string, unknown>): string {
 }
 
 function decodeSecret(source: Sourced, errors: FileError[]): SecretData | undefined {
-  const fail = (path: string, message: string): undefined => {
+  const fail = (path: string, message: string): SecretData | undefined => {
     errors.push({ file: source.file, path, message: `${message} (Secret, document ${source.doc + 1})` });
     return undefined;
   };
   const metadata = source.object.metadata as { name?: unknown; namespace?: unknown } | undefined;
-  if (typeof metadata?.name !== "string" || metadata.name === "") return fail("metadata.name", "a Secret needs a name");
+  if (typeof metadata?.name !== "string" || metadata.name === "")
+    return fail("metadata.name", "a Secret needs a name");
   const data = new Map<string, Buffer>();
   const { data: encoded, stringData } = source.object as { data?: unknown; stringData?: unknown };
   for (const [field, value] of [
@@ -77,7 +78,8 @@ function decodeSecret(source: Sourced, errors: FileError[]): SecretData | undefi
     ["stringData", stringData],
   ] as const) {
     if (value === undefined || value === null) continue;
-    if (typeof value !== "object" || Array.isArray(value)) return fail(field, "must be a map of key to value");
+    if (typeof value !== "object" || Array.isArray(value))
+      return fail(field, "must be a map of key to value");
     for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
       if (typeof item !== "string") return fail(`${field}.${key}`, "must be a string");
       if (field === "data" && !/^[A-Za-z0-9+/]*={0,2}$/.test(item.replace(/\s/g, "")))
@@ -94,7 +96,9 @@ function decodeSecret(source: Sourced, errors: FileError[]): SecretData | undefi
  * Reads, parses and compiles the manifests under `paths`. Every error in every file is reported,
  * each with its file and field path; nothing is returned unless everything is valid.
  */
-export function loadManifestFiles(paths: string[]): { ok: true; value: LoadedFiles } | { ok: false; errors: FileError[] } {
+export function loadManifestFiles(
+  paths: string[],
+): { ok: true; value: LoadedFiles } | { ok: false; errors: FileError[] } {
   const errors: FileError[] = [];
   const files = listFiles(paths, errors);
   const sources: { EgressPolicy: Sourced[]; Credential: Sourced[]; Secret: Sourced[] } = {
@@ -107,7 +111,11 @@ export function loadManifestFiles(paths: string[]): { ok: true; value: LoadedFil
     try {
       docs = loadAll(readFileSync(file, "utf8"));
     } catch (err) {
-      errors.push({ file, path: "", message: `not valid YAML: ${(err as Error).message.split("\n")[0] ?? ""}` });
+      errors.push({
+        file,
+        path: "",
+        message: `not valid YAML: ${(err as Error).message.split("\n")[0] ?? ""}`,
+      });
       continue;
     }
     docs.forEach((doc, index) => {
@@ -146,7 +154,9 @@ export function loadManifestFiles(paths: string[]): { ok: true; value: LoadedFil
 
 function locate(error: FieldError, fileOf: Map<string, string>, files: string[]): FileError {
   const ref = error.object;
-  const file = ref ? (fileOf.get(`${ref.kind}/${ref.namespace}/${ref.name}`) ?? files.join(",")) : files.join(",");
+  const file = ref
+    ? (fileOf.get(`${ref.kind}/${ref.namespace}/${ref.name}`) ?? files.join(","))
+    : files.join(",");
   const where = ref ? ` (${ref.kind} ${ref.namespace}/${ref.name})` : "";
   return { file, path: error.path, message: `${error.message}${where}` };
 }

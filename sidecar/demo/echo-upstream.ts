@@ -61,11 +61,18 @@ export async function startEchoUpstream(
   const server =
     options.tls === true
       ? https.createServer(
-          { SNICallback: (name, cb) => cb(null, ca.contextFor(name.toLowerCase())), minVersion: "TLSv1.2" },
+          {
+            SNICallback: (name, cb) => {
+              cb(null, ca.contextFor(name.toLowerCase()));
+            },
+            minVersion: "TLSv1.2",
+          },
           handler,
         )
       : http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
+  await new Promise<void>((resolve) =>
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve),
+  );
   return {
     port: (server.address() as AddressInfo).port,
     received,

@@ -16,7 +16,11 @@ function collect(res: http.IncomingMessage): Promise<ProxyResponse> {
     const chunks: Buffer[] = [];
     res.on("data", (c: Buffer) => chunks.push(c));
     res.on("end", () => {
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") });
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+      });
     });
     res.on("error", reject);
   });
@@ -60,11 +64,20 @@ export function requestViaProxy(
         });
         return;
       }
-      const secure = tls.connect({ socket, servername: target.hostname, ...(options.ca ? { ca: options.ca } : {}) });
+      const secure = tls.connect({
+        socket,
+        servername: target.hostname,
+        ...(options.ca ? { ca: options.ca } : {}),
+      });
       secure.on("error", reject);
       https
         .request(
-          { method, path: target.pathname + target.search, headers: { host: target.host, ...headers }, createConnection: () => secure },
+          {
+            method,
+            path: target.pathname + target.search,
+            headers: { host: target.host, ...headers },
+            createConnection: () => secure,
+          },
           (r) => {
             collect(r).then(resolve, reject);
           },

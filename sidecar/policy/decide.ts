@@ -89,7 +89,7 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
  *  5. Another candidate ties with the best on (a) and (b), and both name credentials that
  *     differ → block RuleConflict (never guessed). The same credential is no conflict.
  *  6. The best rule names a credential: facts.host outside the credential's hosts bound →
- *     block CredentialHostMismatch; facts.scheme "http" → block CredentialRequiresTls (a
+ *     block CredentialHostMismatch; facts.scheme not "https" → block CredentialRequiresTls (a
  *     credential never leaves over cleartext); else inject, RuleMatched, with the credential.
  *  7. The best rule names no credential → allow RuleMatched.
  * In Audit mode a block from 3, 5 or 6 becomes allow AuditWouldBlock (auditReason = the block's

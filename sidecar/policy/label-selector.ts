@@ -3,13 +3,13 @@
 
 import {
   checkKnownFields,
-  showValue,
   describeType,
   expectArray,
   expectRecord,
   expectString,
   fieldPath,
   indexPath,
+  showValue,
   type ErrorSink,
 } from "./fields.ts";
 import type { LabelSelector, LabelSelectorRequirement } from "./manifest-types.ts";

@@ -3,7 +3,6 @@
 
 import {
   checkKnownFields,
-  showValue,
   checkUnique,
   describeType,
   expectArray,
@@ -11,6 +10,7 @@ import {
   fieldPath,
   indexPath,
   isRecord,
+  showValue,
   type ErrorSink,
 } from "./fields.ts";
 import { parseHostPattern } from "./host.ts";

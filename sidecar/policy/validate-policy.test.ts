@@ -182,6 +182,16 @@ describe("validatePolicy refuses", () => {
       want: [{ path: "spec.podSelector", includes: "use {} to select every pod" }],
     },
     {
+      name: "a lower-case mode",
+      manifest: withSpec({ podSelector: {}, mode: "enforce" }),
+      want: [{ path: "spec.mode", includes: "must be Enforce or Audit" }],
+    },
+    {
+      name: "egress that is not a list",
+      manifest: withSpec({ podSelector: {}, egress: { name: "x" } }),
+      want: [{ path: "spec.egress", includes: "must be a list" }],
+    },
+    {
       name: "more than 256 rules",
       manifest: policy(
         "p",

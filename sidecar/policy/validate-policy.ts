@@ -4,13 +4,13 @@
 import { API_GROUP_VERSION, DEFAULT_RULE_PORTS } from "../constants.ts";
 import {
   checkKnownFields,
-  showValue,
   checkUnique,
   describeType,
   expectArray,
   expectRecord,
   fieldPath,
   indexPath,
+  showValue,
   type ErrorSink,
 } from "./fields.ts";
 import { parseHostPattern } from "./host.ts";
@@ -43,13 +43,16 @@ export function methodProblem(method: string): string | undefined {
   return `"${method}" is not a supported method; use ${HTTP_METHODS.join(", ")}`;
 }
 
-// Checks each item; duplicates are reported among the valid ones even when others are invalid.
-function eachString(
-  items: unknown[],
+// Checks a list of strings; duplicates are reported among the valid items even when others are invalid.
+function stringList(
+  value: unknown,
   path: string,
   add: ErrorSink,
+  limits: { min: number; max: number; emptyHint: string },
   problem: (s: string) => string | undefined,
 ): string[] | undefined {
+  const items = expectArray(value, path, add, limits);
+  if (items === undefined) return undefined;
   const checked = items.map((item, i) => {
     const message =
       typeof item === "string"
@@ -84,86 +87,86 @@ function validatePorts(value: unknown, path: string, add: ErrorSink): number[] |
   return ports.length === items.length ? ports : undefined;
 }
 
-function validateRule(value: unknown, path: string, add: ErrorSink): EgressRule | undefined {
-  const rule = expectRecord(value, path, add, "; write {name: …, hosts: […]}");
-  if (rule === undefined) return undefined;
-  const before = { count: 0 };
-  const track: ErrorSink = (p, m) => {
-    before.count++;
-    add(p, m);
-  };
-  checkKnownFields(rule, path, ["name", "hosts", "ports", "methods", "paths", "credential"], track);
+function hostProblem(host: string): string | undefined {
+  const parsed = parseHostPattern(host);
+  return parsed.ok ? undefined : parsed.message;
+}
 
-  const namePath = fieldPath(path, "name");
+function pathProblem(pattern: string): string | undefined {
+  const compiled = compilePathPattern(pattern);
+  return compiled.ok ? undefined : compiled.message;
+}
+
+function validateRule(value: unknown, path: string, report: ErrorSink): EgressRule | undefined {
+  const rule = expectRecord(value, path, report, "; write {name: …, hosts: […]}");
+  if (rule === undefined) return undefined;
+  let errors = 0;
+  const add: ErrorSink = (at, message) => {
+    errors++;
+    report(at, message);
+  };
+  const at = (key: string): string => fieldPath(path, key);
+  checkKnownFields(rule, path, ["name", "hosts", "ports", "methods", "paths", "credential"], add);
+
   let name: string | undefined;
   if (rule.name === undefined)
-    track(namePath, "is required; name the rule (it appears in logs, metrics and status)");
+    add(at("name"), "is required; name the rule (it appears in logs, metrics and status)");
+  else if (typeof rule.name !== "string") add(at("name"), `must be a string, got ${describeType(rule.name)}`);
   else {
-    const problem =
-      typeof rule.name === "string"
-        ? dnsLabelProblem(rule.name)
-        : `must be a string, got ${describeType(rule.name)}`;
-    if (problem === undefined) name = rule.name as string;
-    else track(namePath, problem);
+    const problem = dnsLabelProblem(rule.name);
+    if (problem === undefined) name = rule.name;
+    else add(at("name"), problem);
   }
-
-  const hostsPath = fieldPath(path, "hosts");
-  const hostItems =
-    rule.hosts === undefined
-      ? (track(hostsPath, 'is required; list the hosts this rule allows, e.g. ["api.example.com"]'),
-        undefined)
-      : expectArray(rule.hosts, hostsPath, track, {
-          min: 1,
-          max: MAX_HOSTS_PER_RULE,
-          emptyHint: "list at least one host",
-        });
+  if (rule.hosts === undefined)
+    add(at("hosts"), 'is required; list the hosts this rule allows, e.g. ["api.example.com"]');
   const hosts =
-    hostItems &&
-    eachString(hostItems, hostsPath, track, (h) => {
-      const parsed = parseHostPattern(h);
-      return parsed.ok ? undefined : parsed.message;
-    });
-
-  const out: EgressRule = { name: name ?? "", hosts: hosts ?? [] };
-  if (rule.ports !== undefined) {
-    const ports = validatePorts(rule.ports, fieldPath(path, "ports"), track);
-    if (ports) out.ports = ports;
-  }
-  if (rule.methods !== undefined) {
-    const methodsPath = fieldPath(path, "methods");
-    const items = expectArray(rule.methods, methodsPath, track, {
-      min: 1,
-      max: 16,
-      emptyHint: "remove methods to allow any method",
-    });
-    const methods = items && eachString(items, methodsPath, track, methodProblem);
-    if (methods) out.methods = methods;
-  }
-  if (rule.paths !== undefined) {
-    const pathsPath = fieldPath(path, "paths");
-    const items = expectArray(rule.paths, pathsPath, track, {
-      min: 1,
-      max: MAX_PATHS_PER_RULE,
-      emptyHint: "remove paths to allow any path",
-    });
-    const paths =
-      items &&
-      eachString(items, pathsPath, track, (p) => {
-        const compiled = compilePathPattern(p);
-        return compiled.ok ? undefined : compiled.message;
-      });
-    if (paths) out.paths = paths;
-  }
+    rule.hosts === undefined
+      ? undefined
+      : stringList(
+          rule.hosts,
+          at("hosts"),
+          add,
+          { min: 1, max: MAX_HOSTS_PER_RULE, emptyHint: "list at least one host" },
+          hostProblem,
+        );
+  const ports = rule.ports === undefined ? undefined : validatePorts(rule.ports, at("ports"), add);
+  const methods =
+    rule.methods === undefined
+      ? undefined
+      : stringList(
+          rule.methods,
+          at("methods"),
+          add,
+          { min: 1, max: 16, emptyHint: "remove methods to allow any method" },
+          methodProblem,
+        );
+  const paths =
+    rule.paths === undefined
+      ? undefined
+      : stringList(
+          rule.paths,
+          at("paths"),
+          add,
+          { min: 1, max: MAX_PATHS_PER_RULE, emptyHint: "remove paths to allow any path" },
+          pathProblem,
+        );
+  let credential: string | undefined;
   if (rule.credential !== undefined) {
-    const credentialPath = fieldPath(path, "credential");
     const problem =
       typeof rule.credential === "string"
         ? dnsSubdomainProblem(rule.credential)
         : `must be a string naming a Credential, got ${describeType(rule.credential)}`;
-    if (problem === undefined) out.credential = rule.credential as string;
-    else track(credentialPath, problem);
+    if (problem === undefined) credential = rule.credential as string;
+    else add(at("credential"), problem);
   }
-  return before.count === 0 ? out : undefined;
+
+  if (errors > 0 || name === undefined || hosts === undefined) return undefined;
+  const out: EgressRule = { name, hosts };
+  if (ports !== undefined) out.ports = ports;
+  if (methods !== undefined) out.methods = methods;
+  if (paths !== undefined) out.paths = paths;
+  if (credential !== undefined) out.credential = credential;
+  return out;
 }
 
 function validateMode(value: unknown, add: ErrorSink): Mode | undefined {

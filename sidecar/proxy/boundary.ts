@@ -89,11 +89,17 @@ export class Boundary {
         "protocol upgrades (WebSocket, h2c) cannot be policed per request and are refused",
       );
       this.#refuseRaw(socket, verdict, req.headers.host);
-      this.gate.record(verdict, { entry: contextOf(req)?.entry ?? "http", host: "", port: 0, method: req.method });
+      this.gate.record(verdict, {
+        entry: contextOf(req)?.entry ?? "http",
+        host: "",
+        port: 0,
+        method: req.method,
+      });
     });
     server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
       // Malformed requests get a plain 4xx and the connection closes; nothing is forwarded.
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      const status =
+        err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       socket.destroy();
     });
@@ -148,11 +154,19 @@ export class Boundary {
   handleStream(
     socket: Socket,
     head: Buffer,
-    options: { entry: Entry; bound?: { host: string; port: number }; port: number; client?: string | undefined },
+    options: {
+      entry: Entry;
+      bound?: { host: string; port: number };
+      port: number;
+      client?: string | undefined;
+    },
   ): void {
     let buffered = head;
     const timer = setTimeout(() => {
-      finish({ kind: "refuse", verdict: blockVerdict("UnsupportedProtocol", "no request within the peek timeout") });
+      finish({
+        kind: "refuse",
+        verdict: blockVerdict("UnsupportedProtocol", "no request within the peek timeout"),
+      });
     }, this.#limits.peekTimeoutMs);
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
@@ -180,12 +194,18 @@ export class Boundary {
       const hello = parseClientHello(buffered);
       if (hello.state === "ok") finish({ kind: "tls", sni: hello.sni });
       else if (hello.state === "invalid")
-        finish({ kind: "refuse", verdict: blockVerdict("InvalidRequest", `bad TLS ClientHello: ${hello.message}`) });
+        finish({
+          kind: "refuse",
+          verdict: blockVerdict("InvalidRequest", `bad TLS ClientHello: ${hello.message}`),
+        });
       else if (hello.state === "not-tls") {
         const http = sniffHttp(buffered);
         if (http === "http") finish({ kind: "http" });
         else if (http === "not-http")
-          finish({ kind: "refuse", verdict: blockVerdict("UnsupportedProtocol", "neither TLS nor HTTP/1.x") });
+          finish({
+            kind: "refuse",
+            verdict: blockVerdict("UnsupportedProtocol", "neither TLS nor HTTP/1.x"),
+          });
       }
       if (buffered.length > this.#limits.maxPeekBytes)
         finish({ kind: "refuse", verdict: blockVerdict("InvalidRequest", "ClientHello too large") });
@@ -198,10 +218,19 @@ export class Boundary {
     socket.resume();
   }
 
-  #onHttp(socket: Socket, buffered: Buffer, options: { entry: Entry; bound?: { host: string; port: number } }): void {
+  #onHttp(
+    socket: Socket,
+    buffered: Buffer,
+    options: { entry: Entry; bound?: { host: string; port: number } },
+  ): void {
     const wrapped = new PrefixedSocket(socket, buffered);
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-http";
-    this.#contexts.set(wrapped, { entry, scheme: "http", bound: options.bound, client: socket.remoteAddress });
+    this.#contexts.set(wrapped, {
+      entry,
+      scheme: "http",
+      bound: options.bound,
+      client: socket.remoteAddress,
+    });
     this.#inner.emit("connection", wrapped);
   }
 
@@ -209,7 +238,12 @@ export class Boundary {
     socket: Socket,
     buffered: Buffer,
     sniRaw: string | null,
-    options: { entry: Entry; bound?: { host: string; port: number }; port: number; client?: string | undefined },
+    options: {
+      entry: Entry;
+      bound?: { host: string; port: number };
+      port: number;
+      client?: string | undefined;
+    },
   ): void {
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-tls";
     const refuse = (verdict: Verdict, host: string): void => {

@@ -9,7 +9,13 @@ import { DECISION_HEADER } from "../constants.ts";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { Entry, RequestFacts } from "../policy/types.ts";
 import type { Gate } from "./gate.ts";
-import { forwardableHeaders, injectedHeaderNames, pairHeaders, rewriteQuery, type HeaderList } from "./inject.ts";
+import {
+  forwardableHeaders,
+  injectedHeaderNames,
+  pairHeaders,
+  rewriteQuery,
+  type HeaderList,
+} from "./inject.ts";
 import { ScrubStream, scrubPatterns, scrubText } from "./scrub.ts";
 import { headerValues, parseAbsoluteTarget, parseAuthority } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
@@ -43,11 +49,15 @@ export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams 
 
 const RESPONSE_HOP_BY_HOP = ["content-length", "content-encoding"];
 
-type Target = { ok: true; host: string; port: number; pathAndQuery: string } | { ok: false; verdict: Verdict };
+type Target =
+  { ok: true; host: string; port: number; pathAndQuery: string } | { ok: false; verdict: Verdict };
 
 /** Reduces the request's addressing to one host and port; any disagreement is a block. */
 function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
-  const invalid = (message: string): Target => ({ ok: false, verdict: blockVerdict("InvalidRequest", message) });
+  const invalid = (message: string): Target => ({
+    ok: false,
+    verdict: blockVerdict("InvalidRequest", message),
+  });
   const hosts = headerValues(req.rawHeaders, "host");
   if (hosts.length > 1) return invalid("more than one Host header");
   const defaultPort = ctx.scheme === "https" ? 443 : 80;
@@ -55,7 +65,8 @@ function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
   let authorityText: string;
   let pathAndQuery: string;
   if (url.startsWith("/")) {
-    if (ctx.entry === "http") return invalid("send requests to the proxy in absolute form (http://host/path)");
+    if (ctx.entry === "http")
+      return invalid("send requests to the proxy in absolute form (http://host/path)");
     if (hosts[0] === undefined) return invalid("missing Host header");
     authorityText = hosts[0];
     pathAndQuery = url;
@@ -63,13 +74,18 @@ function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
     const absolute = parseAbsoluteTarget(url);
     if (!absolute.ok) return invalid(absolute.message);
     if (absolute.value.scheme !== ctx.scheme)
-      return invalid(`an ${absolute.value.scheme}:// target on an ${ctx.scheme} connection; use CONNECT for https`);
+      return invalid(
+        `an ${absolute.value.scheme}:// target on an ${ctx.scheme} connection; use CONNECT for https`,
+      );
     const { host, port } = absolute.value.authority;
     authorityText = port === undefined ? host : `${host.includes(":") ? `[${host}]` : host}:${port}`;
     pathAndQuery = absolute.value.pathAndQuery;
     const hostHeader = hosts[0];
     if (hostHeader !== undefined && !sameAuthority(hostHeader, authorityText, defaultPort))
-      return { ok: false, verdict: blockVerdict("HostMismatch", "the Host header differs from the request URI") };
+      return {
+        ok: false,
+        verdict: blockVerdict("HostMismatch", "the Host header differs from the request URI"),
+      };
   }
   const authority = parseAuthority(authorityText);
   if (!authority.ok) return invalid(authority.message);
@@ -141,16 +157,25 @@ export async function handleRequest(
     gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
   };
   let verdict: Verdict = gate.evaluate(facts);
-  if (verdict.outcome === "block") return blockWith(verdict);
+  if (verdict.outcome === "block") {
+    blockWith(verdict);
+    return;
+  }
 
   let injection: ReturnType<Gate["credential"]> | undefined;
   if (verdict.outcome === "inject" && verdict.credential !== undefined) {
     injection = gate.credential(verdict.credential);
-    if (!injection.ok) return blockWith({ ...injection.verdict, policy: verdict.policy, rule: verdict.rule });
+    if (!injection.ok) {
+      blockWith({ ...injection.verdict, policy: verdict.policy, rule: verdict.rule });
+      return;
+    }
   }
   const resolved = await gate.resolve(facts.host, facts.port);
   if (!resolved.ok) {
-    if (resolved.kind === "forbidden") return blockWith(blockVerdict("AddressForbidden", resolved.message));
+    if (resolved.kind === "forbidden") {
+      blockWith(blockVerdict("AddressForbidden", resolved.message));
+      return;
+    }
     gate.metrics.upstreamErrors.inc({ kind: "dns" });
     sendUpstreamError(res, "dns", verdict.outcome);
     gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
@@ -199,10 +224,17 @@ interface ForwardPlan {
   onDone: (status: number, bytes: number) => void;
 }
 
-function forward(gate: Gate, upstreams: Upstreams, req: IncomingMessage, res: ServerResponse, plan: ForwardPlan): void {
+function forward(
+  gate: Gate,
+  upstreams: Upstreams,
+  req: IncomingMessage,
+  res: ServerResponse,
+  plan: ForwardPlan,
+): void {
   const { facts } = plan;
   const pinned: LookupFunction = (_host, options, callback) => {
-    if (options.all === true) callback(null, [{ address: plan.address.address, family: plan.address.family }]);
+    if (options.all === true)
+      callback(null, [{ address: plan.address.address, family: plan.address.family }]);
     else callback(null, plan.address.address, plan.address.family);
   };
   const secure = facts.scheme === "https";
@@ -250,7 +282,9 @@ function forward(gate: Gate, upstreams: Upstreams, req: IncomingMessage, res: Se
         return;
       }
       const scrubber = new ScrubStream(plan.patterns, onScrub);
-      body = decoded ? pipeline(upRes, decoded, scrubber, () => undefined) : pipeline(upRes, scrubber, () => undefined);
+      body = decoded
+        ? pipeline(upRes, decoded, scrubber, () => undefined)
+        : pipeline(upRes, scrubber, () => undefined);
     }
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, outHeaders);
     body.on("data", (chunk: Buffer) => {
@@ -279,7 +313,9 @@ function forward(gate: Gate, upstreams: Upstreams, req: IncomingMessage, res: Se
 }
 
 /** A decoder for a response's content-encoding: undefined for identity, null for one we cannot read. */
-function decoder(encoding: string | undefined): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null | undefined {
+function decoder(
+  encoding: string | undefined,
+): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null | undefined {
   const value = (encoding ?? "identity").trim().toLowerCase();
   if (value === "identity" || value === "") return undefined;
   if (value === "gzip" || value === "x-gzip") return zlib.createGunzip();

@@ -3,7 +3,13 @@
 import { rootCertificates } from "node:tls";
 import type { Logger } from "pino";
 import { canonicalHost, decide, decideTunnel, load, type PolicyIndex } from "../policy/index.ts";
-import type { CompiledCredential, FieldError, RequestFacts, TunnelDecision, TunnelFacts } from "../policy/types.ts";
+import type {
+  CompiledCredential,
+  FieldError,
+  RequestFacts,
+  TunnelDecision,
+  TunnelFacts,
+} from "../policy/types.ts";
 import type { AuditRecord } from "../observe/audit.ts";
 import type { SidecarMetrics } from "../observe/metrics.ts";
 import type { CertificateAuthority } from "../tls/ca.ts";
@@ -104,9 +110,15 @@ export class Gate {
   async resolve(host: string, port: number): Promise<ResolveResult> {
     const canonical = canonicalHost(host);
     const result =
-      canonical.kind === "ip" ? this.resolver.checkAddress(canonical.address) : await this.resolver.resolve(host);
+      canonical.kind === "ip"
+        ? this.resolver.checkAddress(canonical.address)
+        : await this.resolver.resolve(host);
     if (result.ok && result.addresses.some((a) => this.#isSelf(a.address, port)))
-      return { ok: false, kind: "forbidden", message: `${host}:${port} is this sidecar; proxying to itself is refused` };
+      return {
+        ok: false,
+        kind: "forbidden",
+        message: `${host}:${port} is this sidecar; proxying to itself is refused`,
+      };
     return result;
   }
 
@@ -118,7 +130,11 @@ export class Gate {
       return { ok: false, verdict: { ...blockVerdict("CredentialUnavailable", message), credential: id } };
     };
     if (!credential) return fail("NotCompiled", `credential ${id} is not in the loaded policy`);
-    const lookup = this.#secrets.get(credential.namespace, credential.secretRef.name, credential.secretRef.key);
+    const lookup = this.#secrets.get(
+      credential.namespace,
+      credential.secretRef.name,
+      credential.secretRef.key,
+    );
     if (!lookup.ok)
       return fail(
         lookup.reason,

@@ -53,7 +53,8 @@ export interface PreparedInjection {
 /** Why a secret value cannot be sent (it would let the agent or an upstream split the request). */
 export function unsafeValueReason(value: string): string | undefined {
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) return "the secret value contains control characters (CR, LF, NUL…)";
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    return "the secret value contains control characters (CR, LF, NUL…)";
   if (value.length === 0) return "the secret value is empty";
   return undefined;
 }

@@ -12,14 +12,13 @@ export interface DialAddress {
 
 /** The result of resolving and checking a name. */
 export type ResolveResult =
-  | { ok: true; addresses: DialAddress[] }
-  | { ok: false; kind: "forbidden" | "unresolvable"; message: string };
+  { ok: true; addresses: DialAddress[] } | { ok: false; kind: "forbidden" | "unresolvable"; message: string };
 
 /** A name-to-addresses function (injectable for the DNS responder and tests). */
 export type LookupFn = (name: string) => Promise<string[]>;
 
 const systemLookup: LookupFn = async (name) =>
-  (await lookup(name, { all: true, verbatim: true })).map((entry) => entry.address);
+  (await lookup(name, { all: true, order: "verbatim" })).map((entry) => entry.address);
 
 /** Resolves names with pins first, then `lookupFn`; refuses when any address is forbidden. */
 export class Resolver {
@@ -34,7 +33,7 @@ export class Resolver {
     lookup?: LookupFn;
     timeoutMs?: number;
   }) {
-    this.#pins = options.pins ?? new Map();
+    this.#pins = options.pins ?? new Map<string, string[]>();
     this.#policy = options.addressPolicy;
     this.#lookup = options.lookup ?? systemLookup;
     this.#timeoutMs = options.timeoutMs ?? 5000;
@@ -61,11 +60,13 @@ export class Resolver {
         return { ok: false, kind: "unresolvable", message: `${name} could not be resolved (${code})` };
       }
     }
-    if (addresses.length === 0) return { ok: false, kind: "unresolvable", message: `${name} has no addresses` };
+    if (addresses.length === 0)
+      return { ok: false, kind: "unresolvable", message: `${name} has no addresses` };
     const out: DialAddress[] = [];
     for (const address of addresses) {
       const verdict = this.#policy.check(address);
-      if (!verdict.allowed) return { ok: false, kind: "forbidden", message: `${name} resolves to ${verdict.message}` };
+      if (!verdict.allowed)
+        return { ok: false, kind: "forbidden", message: `${name} resolves to ${verdict.message}` };
       out.push({ address, family: isIP(address) === 6 ? 6 : 4 });
     }
     return { ok: true, addresses: out };

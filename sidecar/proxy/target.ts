@@ -8,7 +8,9 @@ export interface Authority {
 }
 
 /** Parses `host[:port]` / `[v6][:port]`; userinfo, empty hosts and bad ports are errors. */
-export function parseAuthority(text: string): { ok: true; value: Authority } | { ok: false; message: string } {
+export function parseAuthority(
+  text: string,
+): { ok: true; value: Authority } | { ok: false; message: string } {
   if (text.length === 0) return { ok: false, message: "empty host" };
   if (text.includes("@")) return { ok: false, message: "userinfo (@) is not allowed in a request target" };
   let host: string;
@@ -41,7 +43,9 @@ export interface AbsoluteTarget {
 }
 
 /** Parses `http://authority/path?query` (scheme case-insensitive); anything else is an error. */
-export function parseAbsoluteTarget(url: string): { ok: true; value: AbsoluteTarget } | { ok: false; message: string } {
+export function parseAbsoluteTarget(
+  url: string,
+): { ok: true; value: AbsoluteTarget } | { ok: false; message: string } {
   const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(url);
   if (!match) return { ok: false, message: "expected an absolute-form request target (http://host/path)" };
   const scheme = (match[1] ?? "").toLowerCase();

@@ -13,11 +13,7 @@ import type { Decision, PolicyReason } from "../policy/types.ts";
  * - UnsupportedProtocol: neither TLS nor HTTP/1.x, or an Upgrade the sidecar cannot police.
  */
 export type DataPathReason =
-  | "AddressForbidden"
-  | "CredentialUnavailable"
-  | "HostMismatch"
-  | "InvalidRequest"
-  | "UnsupportedProtocol";
+  "AddressForbidden" | "CredentialUnavailable" | "HostMismatch" | "InvalidRequest" | "UnsupportedProtocol";
 
 /** Every stable reason a verdict can carry. */
 export type Reason = PolicyReason | DataPathReason;
@@ -50,7 +46,12 @@ export function blockBody(verdict: Verdict, host: string | undefined): string {
 }
 
 /** Writes a block answer on an HTTP response (connection closed when `close`). */
-export function sendBlock(res: ServerResponse, verdict: Verdict, host: string | undefined, close = false): void {
+export function sendBlock(
+  res: ServerResponse,
+  verdict: Verdict,
+  host: string | undefined,
+  close = false,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;

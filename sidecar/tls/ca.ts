@@ -37,7 +37,9 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
 
 function keyIdentifier(publicKey: KeyObject): Buffer {
   // RFC 5280 §4.2.1.2 method 1 needs the raw key bits; hashing the whole SPKI is an accepted variant.
-  return createHash("sha1").update(publicKey.export({ type: "spki", format: "der" })).digest();
+  return createHash("sha1")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest();
 }
 
 interface CertificateFields {
@@ -88,7 +90,6 @@ export class CertificateAuthority {
   #caKey: KeyObject;
   #caPublic: KeyObject;
   #caName: Buffer;
-  #leafKey: KeyObject;
   #leafPublic: KeyObject;
   #leafKeyPem: string;
   #leaves = new Map<string, Leaf>();
@@ -101,7 +102,6 @@ export class CertificateAuthority {
     this.#caName = name(`Airlock sidecar CA ${randomBytes(4).toString("hex")}`);
     // One key for every leaf: issuing then costs a signature, not a key generation.
     const leaf = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    this.#leafKey = leaf.privateKey;
     this.#leafPublic = leaf.publicKey;
     this.#leafKeyPem = leaf.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
     const now = Date.now();

@@ -35,17 +35,27 @@ export interface RunningCommand {
 }
 
 /** Starts `airlock ...args` and waits until stderr matches `ready` (or the process exits). */
-export async function startAirlock(args: string[], ready: RegExp, timeoutMs = 15_000): Promise<RunningCommand> {
+export async function startAirlock(
+  args: string[],
+  ready: RegExp,
+  timeoutMs = 15_000,
+): Promise<RunningCommand> {
   const child = spawn(AIRLOCK, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")));
   child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => {
+      resolve(code);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`airlock ${args.join(" ")} did not print ${String(ready)} in ${timeoutMs} ms:\n${err}`));
+      reject(
+        new Error(`airlock ${args.join(" ")} did not print ${String(ready)} in ${timeoutMs} ms:\n${err}`),
+      );
     }, timeoutMs);
     const check = (): void => {
       if (ready.test(err)) {

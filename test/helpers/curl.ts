@@ -52,7 +52,13 @@ export function curl(args: string[]): Promise<CurlResult> {
           const colon = line.indexOf(":");
           if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
         }
-        resolve({ code: typeof code === "number" ? code : 1, status, headers, body: stdout.slice(bodyStart), stderr });
+        resolve({
+          code: typeof code === "number" ? code : 1,
+          status,
+          headers,
+          body: stdout.slice(bodyStart),
+          stderr,
+        });
       },
     );
   });

@@ -34,7 +34,11 @@ export function exchange(port: number, data: string | Buffer, ms = 3000): Promis
 }
 
 /** Reads from `socket` until `predicate` holds for the text so far (or the peer closes). */
-export function readUntil(socket: net.Socket, predicate: (text: string) => boolean, ms = 3000): Promise<string> {
+export function readUntil(
+  socket: net.Socket,
+  predicate: (text: string) => boolean,
+  ms = 3000,
+): Promise<string> {
   return new Promise((resolve) => {
     let text = "";
     const finish = (): void => {
@@ -70,7 +74,11 @@ export function parseResponse(text: string): RawResponse {
     const colon = line.indexOf(":");
     if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
   }
-  return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: end === -1 ? "" : text.slice(end + 4) };
+  return {
+    status: Number(statusLine.split(" ")[1] ?? 0),
+    headers,
+    body: end === -1 ? "" : text.slice(end + 4),
+  };
 }
 
 /** CONNECTs to host:port through the proxy, then sends one plain HTTP request inside the tunnel. */
@@ -80,8 +88,13 @@ export async function httpInsideConnect(
   request: string,
 ): Promise<{ connect: RawResponse; response?: RawResponse }> {
   const socket = await connect(proxyPort);
-  socket.write(`CONNECT ${target.host}:${target.port} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n\r\n`);
-  const connectText = await readUntil(socket, (t) => t.includes("\r\n\r\n") && (!t.startsWith("HTTP/1.1 4") || t.includes("}")));
+  socket.write(
+    `CONNECT ${target.host}:${target.port} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n\r\n`,
+  );
+  const connectText = await readUntil(
+    socket,
+    (t) => t.includes("\r\n\r\n") && (!t.startsWith("HTTP/1.1 4") || t.includes("}")),
+  );
   const connectResponse = parseResponse(connectText);
   if (connectResponse.status !== 200) {
     socket.destroy();

@@ -44,7 +44,9 @@ export async function startTestSidecar(options: {
     metrics: { host: "127.0.0.1", port: 0 },
     secrets: new StaticSecrets(options.secrets ?? []),
     log: createAuditLog({ pod: "test-pod", namespace: "agents" }, { destination: sink }),
-    pins: new Map(Object.entries(options.pins ?? {}).map(([host, ip]) => [host, Array.isArray(ip) ? ip : [ip]])),
+    pins: new Map(
+      Object.entries(options.pins ?? {}).map(([host, ip]) => [host, Array.isArray(ip) ? ip : [ip]]),
+    ),
     allowAddresses: (options.allow ?? ["127.0.0.1/32"]).map((c) => {
       const parsed = parseCidr(c);
       if (!parsed.ok) throw new Error(parsed.message);
@@ -70,7 +72,11 @@ export async function startTestSidecar(options: {
 }
 
 /** An EgressPolicy manifest in namespace `agents`. */
-export function policy(name: string, egress: Record<string, unknown>[], extra: Record<string, unknown> = {}): unknown {
+export function policy(
+  name: string,
+  egress: Record<string, unknown>[],
+  extra: Record<string, unknown> = {},
+): unknown {
   return {
     apiVersion: "airlock.dev/v1alpha1",
     kind: "EgressPolicy",
