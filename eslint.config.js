@@ -25,7 +25,10 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["node:*", "@kubernetes/*", "../*", "!../policy/*"], message: "sidecar/policy is pure: no I/O, no imports from outside it." },
+            {
+              group: ["node:*", "@kubernetes/*", "../*", "!../policy/*"],
+              message: "sidecar/policy is pure: no I/O, no imports from outside it.",
+            },
           ],
         },
       ],
@@ -35,7 +38,10 @@ export default tseslint.config(
     // The sidecar never imports the operator.
     files: ["sidecar/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**"], message: "the sidecar never imports the operator" }] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["**/operator/**"], message: "the sidecar never imports the operator" }] },
+      ],
     },
   },
 );
