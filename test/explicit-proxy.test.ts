@@ -2,6 +2,7 @@
 // undici ProxyAgent) against real HTTP and HTTPS upstreams on loopback. The upstream's own record
 // is the proof of what crossed the boundary (THREATS.md I1, I3, I4).
 import { expect } from "chai";
+import { execFile } from "node:child_process";
 import { fetch, ProxyAgent } from "undici";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
@@ -165,6 +166,41 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
     } finally {
       await dispatcher.close();
     }
+  });
+
+  it("Node's built-in fetch in a child process, proxied by HTTPS_PROXY (NODE_USE_ENV_PROXY)", async function () {
+    const script = `const r = await fetch(process.argv[1]); console.log(JSON.stringify({ status: r.status, decision: r.headers.get("x-airlock-decision"), body: await r.text() }));`;
+    const run = (url: string) =>
+      new Promise<{ status: number; decision: string | null; body: string }>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          ["--input-type=module", "-e", script, url],
+          {
+            env: {
+              PATH: process.env.PATH ?? "",
+              NODE_USE_ENV_PROXY: "1",
+              HTTPS_PROXY: sidecar.proxyUrl,
+              HTTP_PROXY: sidecar.proxyUrl,
+              NODE_EXTRA_CA_CERTS: bundle,
+            },
+            encoding: "utf8",
+            timeout: 15_000,
+          },
+          (err, stdout, stderr) => {
+            if (err) reject(new Error(`${err.message}\n${stderr}`));
+            else resolve(JSON.parse(stdout) as { status: number; decision: string | null; body: string });
+          },
+        );
+      });
+    const before = tlsUp.received.length;
+    const inject = await run(`https://api.example.test:${tlsUp.port}/v1/child`);
+    expect(inject).to.include({ status: 200, decision: "inject" });
+    expect(inject.body).not.to.include(SECRET);
+    expect(tlsUp.received[before]?.headers.authorization).to.equal(`Bearer ${SECRET}`);
+    // Node tunnels even http:// through CONNECT; the refused tunnel surfaces as the proxy's 403.
+    let refused: unknown;
+    await run(`http://evil.example.test:${plainUp.port}/x`).catch((err: unknown) => (refused = err));
+    expect(String(refused)).to.match(/Proxy response \(403\)/);
   });
 
   it("audit lines name the credential, never its value; metrics count each outcome", async function () {

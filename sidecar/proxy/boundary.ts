@@ -162,6 +162,7 @@ export class Boundary {
     },
   ): void {
     let buffered = head;
+    let decided = false;
     const timer = setTimeout(() => {
       finish({
         kind: "refuse",
@@ -175,6 +176,8 @@ export class Boundary {
     const finish = (
       result: { kind: "tls"; sni: string | null } | { kind: "http" } | { kind: "refuse"; verdict: Verdict },
     ): void => {
+      if (decided) return;
+      decided = true;
       clearTimeout(timer);
       socket.off("data", onData);
       socket.pause();

@@ -309,7 +309,9 @@ function forward(
     if (!res.writableFinished) upstream.destroy();
     done(res.statusCode);
   });
-  pipeline(req, upstream, () => undefined);
+  // Not pipeline(): an upstream failure must leave the agent's connection open for the 502.
+  req.on("error", () => upstream.destroy());
+  req.pipe(upstream);
 }
 
 /** A decoder for a response's content-encoding: undefined for identity, null for one we cannot read. */
