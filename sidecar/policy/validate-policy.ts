@@ -24,7 +24,9 @@ import type { FieldError, Mode, Result } from "./types.ts";
 /** Methods a rule may name; TRACE and CONNECT are refused on purpose (see methodProblem). */
 export const HTTP_METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/** Upper bounds a CRD schema would set: they keep one policy's bundle and status readable. */
 export const MAX_RULES = 256;
+/** At most this many hosts in one rule; split longer lists into several rules. */
 export const MAX_HOSTS_PER_RULE = 64;
 const MAX_PATHS_PER_RULE = 64;
 const MAX_PORTS_PER_RULE = 64;

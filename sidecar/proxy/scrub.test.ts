@@ -1,0 +1,48 @@
+import { expect } from "chai";
+import { REDACTED, ScrubStream, scrubPatterns, scrubText } from "./scrub.ts";
+
+async function streamThrough(chunks: string[], patterns: Buffer[]): Promise<{ text: string; count: number }> {
+  let count = 0;
+  const stream = new ScrubStream(patterns, (n) => (count += n));
+  const out: Buffer[] = [];
+  stream.on("data", (c: Buffer) => out.push(c));
+  const done = new Promise((resolve) => stream.on("end", resolve));
+  for (const chunk of chunks) stream.write(Buffer.from(chunk));
+  stream.end();
+  await done;
+  return { text: Buffer.concat(out).toString(), count };
+}
+
+describe("scrub", function () {
+  const patterns = scrubPatterns(["Bearer tok123", "tok123", "dG9rMTIz"]);
+
+  const cases = [
+    { name: "no occurrence passes unchanged", input: "hello world", want: "hello world", count: 0 },
+    { name: "the longer encoding wins", input: "x Bearer tok123 y", want: `x ${REDACTED} y`, count: 1 },
+    { name: "every occurrence", input: "tok123tok123", want: REDACTED + REDACTED, count: 2 },
+    { name: "base64 form", input: "a dG9rMTIz b", want: `a ${REDACTED} b`, count: 1 },
+    { name: "a near miss is kept", input: "tok12 tok1234", want: `tok12 ${REDACTED}4`, count: 1 },
+  ];
+  for (const c of cases) {
+    it(`text: ${c.name}`, function () {
+      expect(scrubText(c.input, patterns)).to.deep.equal({ text: c.want, count: c.count });
+    });
+    it(`stream split at every offset: ${c.name}`, async function () {
+      for (let cut = 0; cut <= c.input.length; cut++) {
+        const got = await streamThrough([c.input.slice(0, cut), c.input.slice(cut)], patterns);
+        expect(got, `cut at ${cut}`).to.deep.equal({ text: c.want, count: c.count });
+      }
+    });
+  }
+
+  it("stream one byte at a time", async function () {
+    const input = "start Bearer tok123 middle dG9rMTIz end tok123";
+    const got = await streamThrough(input.split(/(?=.)/u), patterns);
+    expect(got.text).to.equal(`start ${REDACTED} middle ${REDACTED} end ${REDACTED}`);
+    expect(got.count).to.equal(3);
+  });
+
+  it("empty patterns are ignored and duplicates merged", function () {
+    expect(scrubPatterns(["", "a", "a", Buffer.from("a")])).to.have.length(1);
+  });
+});
