@@ -1,7 +1,8 @@
 // Assembles one sidecar from options: the gate and its services, the explicit proxy, the admin
 // listener. `airlock run`, `airlock demo` and the tests all start sidecars through here.
-import type http from "node:http";
-import type { AddressInfo } from "node:net";
+import http from "node:http";
+import type net from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { createAddressPolicy, type Cidr } from "./net/address.ts";
 import { createAdminServer } from "./observe/admin-server.ts";
@@ -22,6 +23,8 @@ export interface ListenAddress {
 export interface SidecarOptions {
   listen: ListenAddress;
   metrics: ListenAddress;
+  /** The transparent listener (capture target); none when absent. */
+  transparent?: ListenAddress;
   secrets: SecretSource;
   log: Logger;
   allowAddresses?: Cidr[];
@@ -40,10 +43,11 @@ export interface RunningSidecar {
   /** Where the explicit proxy and the admin listener actually listen (port 0 resolved). */
   proxyAddress: ListenAddress;
   metricsAddress: ListenAddress;
+  transparentAddress?: ListenAddress;
   close(): Promise<void>;
 }
 
-function listen(server: http.Server, at: ListenAddress): Promise<ListenAddress> {
+function listen(server: net.Server, at: ListenAddress): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(at.port, at.host, () => {
@@ -54,12 +58,12 @@ function listen(server: http.Server, at: ListenAddress): Promise<ListenAddress> 
   });
 }
 
-function close(server: http.Server): Promise<void> {
+function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => {
       resolve();
     });
-    server.closeAllConnections();
+    if (server instanceof http.Server) server.closeAllConnections();
   });
 }
 
@@ -84,15 +88,29 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const boundary = new Boundary(gate);
   const explicit = boundary.createExplicitServer();
   const admin = createAdminServer(metrics.registry, () => gate.ready);
-  const proxyAddress = await listen(explicit, options.listen);
-  let metricsAddress: ListenAddress;
-  try {
-    metricsAddress = await listen(admin, options.metrics);
-  } catch (err) {
-    await close(explicit);
-    throw err;
-  }
-  for (const at of [proxyAddress, metricsAddress]) {
+  const transparent = options.transparent ? boundary.createTransparentServer() : undefined;
+  // Captured sockets are tracked so close() can end them (net.Server has no closeAllConnections).
+  const captured = new Set<Socket>();
+  transparent?.on("connection", (socket: Socket) => {
+    captured.add(socket);
+    socket.once("close", () => captured.delete(socket));
+  });
+  const started: net.Server[] = [];
+  const start = async (server: net.Server, at: ListenAddress): Promise<ListenAddress> => {
+    try {
+      const address = await listen(server, at);
+      started.push(server);
+      return address;
+    } catch (err) {
+      await Promise.all(started.map(close));
+      throw err;
+    }
+  };
+  const proxyAddress = await start(explicit, options.listen);
+  const metricsAddress = await start(admin, options.metrics);
+  const transparentAddress =
+    transparent && options.transparent ? await start(transparent, options.transparent) : undefined;
+  for (const at of [proxyAddress, metricsAddress, ...(transparentAddress ? [transparentAddress] : [])]) {
     const unspecified = at.host === "0.0.0.0" || at.host === "::";
     self.add(unspecified ? `*:${at.port}` : `${at.host}:${at.port}`);
   }
@@ -103,8 +121,10 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     ca,
     proxyAddress,
     metricsAddress,
+    ...(transparentAddress ? { transparentAddress } : {}),
     close: async () => {
-      await Promise.all([close(explicit), close(admin)]);
+      for (const socket of captured) socket.destroy();
+      await Promise.all(started.map(close));
       boundary.upstreams.http.destroy();
       boundary.upstreams.https.destroy();
     },

@@ -4,6 +4,7 @@ import { DEMO_USAGE, demoCommand } from "./demo.ts";
 import { EXPLAIN_USAGE, explainCommand } from "./explain.ts";
 import { UsageError } from "./flags.ts";
 import { RUN_USAGE, runCommand } from "./run.ts";
+import { SIDECAR_USAGE, sidecarCommand } from "./sidecar.ts";
 import { VALIDATE_USAGE, validateCommand } from "./validate.ts";
 
 const HELP = `airlock: the egress boundary for AI-agent pods
@@ -15,6 +16,7 @@ commands:
   explain   the outcome, reason, policy and rule for one request, without sending it
   validate  schema and compile errors of policy files (exit 0 or 2)
   demo      a self-contained tour of the three outcomes against local upstreams
+  sidecar   the in-pod role: transparent listener, explicit proxy, trust bundle
 
 Run 'airlock COMMAND --help' for a command's flags.`;
 
@@ -23,6 +25,7 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => number 
   explain: { usage: EXPLAIN_USAGE, run: explainCommand },
   validate: { usage: VALIDATE_USAGE, run: validateCommand },
   demo: { usage: DEMO_USAGE, run: demoCommand },
+  sidecar: { usage: SIDECAR_USAGE, run: sidecarCommand },
 };
 
 async function main(args: string[]): Promise<number> {

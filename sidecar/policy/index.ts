@@ -33,3 +33,4 @@ export {
 export { validateCredential } from "./validate-credential.ts";
 export { validatePolicy } from "./validate-policy.ts";
 export type * from "./types.ts";
+export { nameReachable } from "./reachable.ts";

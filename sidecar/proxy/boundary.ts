@@ -3,6 +3,7 @@
 // handleStream for a byte stream whose protocol is found by peeking at its first bytes.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { canonicalHost } from "../policy/index.ts";
@@ -147,6 +148,39 @@ export class Boundary {
   }
 
   /**
+   * The transparent listener: the target of the capture rules (airlock init). The port the agent
+   * dialled is read back from the local address the rules encoded it in (127.0.X.Y, X.Y = port);
+   * a connection whose port cannot be known, or that does not come from this pod, is refused.
+   */
+  createTransparentServer(): net.Server {
+    return net.createServer({ pauseOnConnect: true }, (socket) => {
+      socket.on("error", () => socket.destroy());
+      const client = socket.remoteAddress;
+      const port = capturedPort(socket.localAddress);
+      const refuse = (verdict: Verdict): void => {
+        socket.destroy();
+        this.gate.record(verdict, { entry: "transparent-tls", host: "", port: port ?? 0, client });
+      };
+      if (!isLocalAddress(client)) {
+        refuse(
+          blockVerdict("UnsupportedProtocol", "the transparent listener only serves this pod's own traffic"),
+        );
+        return;
+      }
+      if (port === undefined) {
+        refuse(
+          blockVerdict(
+            "OriginalPortUnknown",
+            "the capture rules did not record this connection's port; use the explicit proxy (HTTPS_PROXY) or add the port to airlock init --capture-ports",
+          ),
+        );
+        return;
+      }
+      this.handleStream(socket, Buffer.alloc(0), { entry: "transparent-tls", port, client });
+    });
+  }
+
+  /**
    * Decides a raw stream by its first bytes: a TLS ClientHello by its SNI (passthrough or
    * interception), HTTP/1.x request by request, anything else refused. `bound` is the name the
    * stream was opened for (CONNECT); the SNI or Host must equal it.
@@ -224,16 +258,13 @@ export class Boundary {
   #onHttp(
     socket: Socket,
     buffered: Buffer,
-    options: { entry: Entry; bound?: { host: string; port: number } },
+    options: { entry: Entry; bound?: { host: string; port: number }; port: number },
   ): void {
     const wrapped = new PrefixedSocket(socket, buffered);
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-http";
-    this.#contexts.set(wrapped, {
-      entry,
-      scheme: "http",
-      bound: options.bound,
-      client: socket.remoteAddress,
-    });
+    // A captured connection is bound to the port the agent dialled; its Host names the rest.
+    const bound = options.bound ?? { port: options.port };
+    this.#contexts.set(wrapped, { entry, scheme: "http", bound, client: socket.remoteAddress });
     this.#inner.emit("connection", wrapped);
   }
 
@@ -340,4 +371,30 @@ export class Boundary {
       upstream.once("close", () => socket.destroy());
     });
   }
+}
+
+/** The original port encoded by the capture rules in the local address 127.0.X.Y (X.Y = port). */
+export function capturedPort(localAddress: string | undefined): number | undefined {
+  const match = /^(?:::ffff:)?127\.0\.(\d{1,3})\.(\d{1,3})$/.exec(localAddress ?? "");
+  if (!match) return undefined;
+  const port = Number(match[1]) * 256 + Number(match[2]);
+  // 127.0.0.1 is where REDIRECT lands: the port was not encoded.
+  return port > 1 && port <= 65535 ? port : undefined;
+}
+
+let localCache: { at: number; addresses: Set<string> } | undefined;
+
+/** True for loopback and this network namespace's own addresses (captured traffic is local). */
+export function isLocalAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const plain = address.replace(/^::ffff:/, "");
+  if (plain.startsWith("127.") || plain === "::1") return true;
+  const now = Date.now();
+  if (!localCache || now - localCache.at > 5000) {
+    const addresses = new Set<string>();
+    for (const list of Object.values(networkInterfaces()))
+      for (const info of list ?? []) addresses.add(info.address);
+    localCache = { at: now, addresses };
+  }
+  return localCache.addresses.has(plain);
 }

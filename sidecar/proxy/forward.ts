@@ -25,8 +25,11 @@ import { blockVerdict, sendBlock, sendUpstreamError, upstreamErrorKind, type Ver
 export interface ConnContext {
   entry: Entry;
   scheme: "http" | "https";
-  /** The name and port the connection is bound to (CONNECT target, SNI); each request must match it. */
-  bound?: { host: string; port: number };
+  /**
+   * What the connection is bound to: the CONNECT target or SNI name (host), and the port it was
+   * opened to (port; from CONNECT or the capture rules). Each request on it must match both.
+   */
+  bound?: { host?: string; port: number };
   client?: string;
 }
 
@@ -93,12 +96,12 @@ function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
   if (canonical.kind === "invalid") return invalid(canonical.message);
   const host = canonical.kind === "ip" ? canonical.address : canonical.name;
   const port = authority.value.port ?? defaultPort;
-  if (ctx.bound && (ctx.bound.host !== host || ctx.bound.port !== port))
+  if (ctx.bound && ((ctx.bound.host !== undefined && ctx.bound.host !== host) || ctx.bound.port !== port))
     return {
       ok: false,
       verdict: blockVerdict(
         "HostMismatch",
-        `Host ${host}:${port} differs from the connection's target ${ctx.bound.host}:${ctx.bound.port}`,
+        `Host ${host}:${port} differs from the connection's target ${ctx.bound.host ?? "(captured)"}:${ctx.bound.port}`,
       ),
     };
   return { ok: true, host, port, pathAndQuery };

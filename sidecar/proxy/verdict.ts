@@ -11,9 +11,15 @@ import type { Decision, PolicyReason } from "../policy/types.ts";
  * - HostMismatch: Host differs from the absolute URI, the CONNECT target or the SNI.
  * - InvalidRequest: the request could not be reduced to canonical facts.
  * - UnsupportedProtocol: neither TLS nor HTTP/1.x, or an Upgrade the sidecar cannot police.
+ * - OriginalPortUnknown: a captured connection whose original port the capture rules did not record.
  */
 export type DataPathReason =
-  "AddressForbidden" | "CredentialUnavailable" | "HostMismatch" | "InvalidRequest" | "UnsupportedProtocol";
+  | "AddressForbidden"
+  | "CredentialUnavailable"
+  | "HostMismatch"
+  | "InvalidRequest"
+  | "UnsupportedProtocol"
+  | "OriginalPortUnknown";
 
 /** Every stable reason a verdict can carry. */
 export type Reason = PolicyReason | DataPathReason;

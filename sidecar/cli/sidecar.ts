@@ -1,0 +1,45 @@
+// `airlock sidecar`: the in-pod role. The transparent listener (target of airlock init's capture
+// rules) next to the explicit proxy, the trust bundle for the agent, policies from files until the
+// operator pushes them.
+import { parseArgs } from "node:util";
+import { PORTS, SIDECAR_UID, TRUST_BUNDLE_PATH } from "../constants.ts";
+import { FILE_SIDECAR_OPTIONS, serveFromFiles } from "./serve.ts";
+
+export const SIDECAR_USAGE = `usage: airlock sidecar [--policy PATH]... [--transparent HOST:PORT] [--listen HOST:PORT]
+                       [--metrics HOST:PORT] [--trust-bundle PATH] [--upstream-ca PEM]...
+                       [--ca-out PEM] [--resolve HOST:IP]... [--allow-address CIDR]...
+
+Runs in the agent's pod as UID ${String(SIDECAR_UID)}. Without --policy it blocks everything (NoPolicyLoaded)
+and /readyz answers 503 until a policy is applied.
+  --transparent HOST:PORT  target of the capture rules (default 0.0.0.0:${PORTS.transparent})
+  --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
+  --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
+  --trust-bundle PATH      where to write system roots + the interception CA for the agent
+                           (default ${TRUST_BUNDLE_PATH})
+  --pod, --namespace, --service-account   identity stamped on audit lines
+                           (default: env POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT)
+The policy, resolve, address and CA flags are those of airlock run.`;
+
+/** Serves until SIGINT/SIGTERM; exit 2 on invalid input. */
+export async function sidecarCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...FILE_SIDECAR_OPTIONS,
+      transparent: { type: "string", default: `0.0.0.0:${PORTS.transparent}` },
+      listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
+      metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
+      "trust-bundle": { type: "string", default: TRUST_BUNDLE_PATH },
+      pod: { type: "string", default: process.env.POD_NAME },
+      namespace: { type: "string", default: process.env.POD_NAMESPACE },
+      "service-account": { type: "string", default: process.env.SERVICE_ACCOUNT },
+    },
+    strict: true,
+  });
+  const identity = {
+    ...(values.pod !== undefined ? { pod: values.pod } : {}),
+    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+    ...(values["service-account"] !== undefined ? { serviceAccount: values["service-account"] } : {}),
+  };
+  return serveFromFiles({ ...values, trustBundle: values["trust-bundle"], identity });
+}
