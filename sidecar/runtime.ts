@@ -2,7 +2,7 @@
 // listener. `airlock run`, `airlock demo` and the tests all start sidecars through here.
 import http from "node:http";
 import type net from "node:net";
-import type { AddressInfo, Socket } from "node:net";
+import { isIP, type AddressInfo, type Socket } from "node:net";
 import type { Logger } from "pino";
 import { createAddressPolicy, type Cidr } from "./net/address.ts";
 import { createAdminServer } from "./observe/admin-server.ts";
@@ -10,6 +10,9 @@ import { createSidecarMetrics, type SidecarMetrics } from "./observe/metrics.ts"
 import { Boundary } from "./proxy/boundary.ts";
 import { Gate } from "./proxy/gate.ts";
 import { Resolver, type LookupFn } from "./proxy/resolve.ts";
+import { startDnsResponder, type DnsResponder } from "./dns/responder.ts";
+import { createUpstreamResolve } from "./dns/upstream.ts";
+import type { ResolveFn } from "./dns/answer.ts";
 import type { SecretSource } from "./proxy/secrets.ts";
 import { CertificateAuthority } from "./tls/ca.ts";
 
@@ -25,6 +28,8 @@ export interface SidecarOptions {
   metrics: ListenAddress;
   /** The transparent listener (capture target); none when absent. */
   transparent?: ListenAddress;
+  /** The DNS responder (UDP and TCP; capture target for port 53); none when absent. */
+  dns?: ListenAddress;
   secrets: SecretSource;
   log: Logger;
   allowAddresses?: Cidr[];
@@ -44,6 +49,7 @@ export interface RunningSidecar {
   proxyAddress: ListenAddress;
   metricsAddress: ListenAddress;
   transparentAddress?: ListenAddress;
+  dnsAddress?: ListenAddress;
   close(): Promise<void>;
 }
 
@@ -72,10 +78,11 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const metrics = createSidecarMetrics({ defaults: options.processMetrics === true });
   const ca = new CertificateAuthority();
   const self = new Set<string>();
+  const addressPolicy = createAddressPolicy(options.allowAddresses ?? []);
   const gate = new Gate({
     secrets: options.secrets,
     resolver: new Resolver({
-      addressPolicy: createAddressPolicy(options.allowAddresses ?? []),
+      addressPolicy,
       ...(options.pins ? { pins: options.pins } : {}),
       ...(options.lookup ? { lookup: options.lookup } : {}),
     }),
@@ -110,6 +117,23 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const metricsAddress = await start(admin, options.metrics);
   const transparentAddress =
     transparent && options.transparent ? await start(transparent, options.transparent) : undefined;
+  let dns: DnsResponder | undefined;
+  if (options.dns) {
+    try {
+      dns = await startDnsResponder({
+        ...options.dns,
+        isAllowedName: (name) => gate.nameReachable(name),
+        resolve: pinnedFirst(options.pins ?? new Map<string, string[]>(), createUpstreamResolve()),
+        addressPolicy,
+        metrics,
+        log: options.log,
+      });
+    } catch (err) {
+      await Promise.all(started.map(close));
+      throw err;
+    }
+  }
+  const dnsAddress = dns && options.dns ? { host: options.dns.host, port: dns.udpPort } : undefined;
   for (const at of [proxyAddress, metricsAddress, ...(transparentAddress ? [transparentAddress] : [])]) {
     const unspecified = at.host === "0.0.0.0" || at.host === "::";
     self.add(unspecified ? `*:${at.port}` : `${at.host}:${at.port}`);
@@ -122,11 +146,22 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     proxyAddress,
     metricsAddress,
     ...(transparentAddress ? { transparentAddress } : {}),
+    ...(dnsAddress ? { dnsAddress } : {}),
     close: async () => {
       for (const socket of captured) socket.destroy();
-      await Promise.all(started.map(close));
+      await Promise.all([...started.map(close), dns?.close()]);
       boundary.upstreams.http.destroy();
       boundary.upstreams.https.destroy();
     },
+  };
+}
+
+/** Answers pinned names (`--resolve`) from the pins, the rest from `fallback`. */
+function pinnedFirst(pins: Map<string, string[]>, fallback: ResolveFn): ResolveFn {
+  return (name, type) => {
+    const pinned = pins.get(name.toLowerCase().replace(/\.$/, ""));
+    if (!pinned) return fallback(name, type);
+    const family = type === "A" ? 4 : 6;
+    return Promise.resolve({ addresses: pinned.filter((ip) => isIP(ip) === family) });
   };
 }

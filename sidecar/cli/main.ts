@@ -3,6 +3,7 @@ import { argv, exit, stderr, stdout } from "node:process";
 import { DEMO_USAGE, demoCommand } from "./demo.ts";
 import { EXPLAIN_USAGE, explainCommand } from "./explain.ts";
 import { UsageError } from "./flags.ts";
+import { INIT_USAGE, initCommand } from "./init.ts";
 import { RUN_USAGE, runCommand } from "./run.ts";
 import { SIDECAR_USAGE, sidecarCommand } from "./sidecar.ts";
 import { VALIDATE_USAGE, validateCommand } from "./validate.ts";
@@ -16,6 +17,7 @@ commands:
   explain   the outcome, reason, policy and rule for one request, without sending it
   validate  schema and compile errors of policy files (exit 0 or 2)
   demo      a self-contained tour of the three outcomes against local upstreams
+  init      the pod's capture rules (iptables, ip6tables): all agent egress through the sidecar
   sidecar   the in-pod role: transparent listener, explicit proxy, trust bundle
 
 Run 'airlock COMMAND --help' for a command's flags.`;
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => number 
   explain: { usage: EXPLAIN_USAGE, run: explainCommand },
   validate: { usage: VALIDATE_USAGE, run: validateCommand },
   demo: { usage: DEMO_USAGE, run: demoCommand },
+  init: { usage: INIT_USAGE, run: initCommand },
   sidecar: { usage: SIDECAR_USAGE, run: sidecarCommand },
 };
 

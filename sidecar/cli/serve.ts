@@ -30,6 +30,7 @@ export interface ServeFlags {
   listen: string;
   metrics: string;
   transparent?: string | undefined;
+  dns?: string | undefined;
   trustBundle?: string | undefined;
   identity?: Identity;
 }
@@ -54,6 +55,7 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     ...(flags.transparent !== undefined
       ? { transparent: parseListen("transparent", flags.transparent) }
       : {}),
+    ...(flags.dns !== undefined ? { dns: parseListen("dns", flags.dns) } : {}),
     secrets: new StaticSecrets(loaded?.value.secrets ?? []),
     log: createAuditLog(flags.identity ?? {}, { level: flags["log-level"] }),
     allowAddresses: parseAllowAddresses(flags["allow-address"]),
@@ -90,6 +92,10 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   });
   process.stderr.write(`metrics on ${url(sidecar.metricsAddress)}\n`);
   if (sidecar.transparentAddress) process.stderr.write(`transparent on ${url(sidecar.transparentAddress)}\n`);
+  if (sidecar.dnsAddress) {
+    const { host, port } = sidecar.dnsAddress;
+    process.stderr.write(`dns on ${host.includes(":") ? `[${host}]` : host}:${port} (udp, tcp)\n`);
+  }
   process.stderr.write(`listening on ${url(sidecar.proxyAddress)}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);

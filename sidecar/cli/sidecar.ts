@@ -12,6 +12,7 @@ export const SIDECAR_USAGE = `usage: airlock sidecar [--policy PATH]... [--trans
 Runs in the agent's pod as UID ${String(SIDECAR_UID)}. Without --policy it blocks everything (NoPolicyLoaded)
 and /readyz answers 503 until a policy is applied.
   --transparent HOST:PORT  target of the capture rules (default 0.0.0.0:${PORTS.transparent})
+  --dns HOST:PORT          DNS responder, UDP and TCP (default 127.0.0.1:${PORTS.dns})
   --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
   --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
   --trust-bundle PATH      where to write system roots + the interception CA for the agent
@@ -27,6 +28,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     options: {
       ...FILE_SIDECAR_OPTIONS,
       transparent: { type: "string", default: `0.0.0.0:${PORTS.transparent}` },
+      dns: { type: "string", default: `127.0.0.1:${PORTS.dns}` },
       listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
       metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
       "trust-bundle": { type: "string", default: TRUST_BUNDLE_PATH },

