@@ -132,6 +132,7 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
         "--address=/api.example.test/10.77.1.10",
         "--address=/registry.example.test/10.77.1.10",
         "--address=/evil.example.test/10.77.1.66",
+        "--address=/portonly.example.test/10.77.1.10",
       ]),
     );
     cleanups.push(() => dnsmasq.stop());
@@ -147,6 +148,7 @@ spec:
   egress:
     - {name: api, hosts: [api.example.test], credential: api}
     - {name: registry, hosts: [registry.example.test]}
+    - {name: portonly, hosts: [portonly.example.test], ports: [8443]}
 ---
 apiVersion: airlock.dev/v1alpha1
 kind: Credential
@@ -194,26 +196,6 @@ stringData: {token: ${SECRET}}
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  it("curl: inject over HTTPS attaches the credential at the boundary; the agent never sees it", async function () {
-    const before = records().length;
-    const res = await curl(["https://api.example.test/v1/me"]);
-    expect(res.stdout, res.stderr).to.match(/\n200$/);
-    expect(res.stdout).not.to.include(SECRET);
-    const got = records().slice(before);
-    expect(got).to.have.length(1);
-    expect(got[0]).to.include({ address: "10.77.1.10", port: 443, url: "/v1/me" });
-    expect(got[0]?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
-  });
-
-  it("curl: allow over HTTPS (passthrough) and HTTP, with no credential", async function () {
-    const before = records().length;
-    expect((await curl(["https://registry.example.test/pkg"])).stdout).to.match(/\n200$/);
-    expect((await curl(["http://registry.example.test/pkg"])).stdout).to.match(/\n200$/);
-    const got = records().slice(before);
-    expect(got.map((r) => r.port)).to.deep.equal([443, 80]);
-    for (const r of got) expect(r.headers?.authorization).to.equal(undefined);
-  });
-
   it("curl: a name no rule allows is blocked, whatever address the agent dials", async function () {
     const before = records().length;
     const tls = await curl(["--resolve", "evil.example.test:443:10.77.1.66", "https://evil.example.test/"]);
@@ -223,32 +205,56 @@ stringData: {token: ${SECRET}}
     expect(records().slice(before)).to.deep.equal([]);
   });
 
-  it("python3 urllib, git over HTTPS and Node fetch get the same outcomes", async function () {
-    const before = records().length;
-    const py = await agent([
-      "python3",
-      "-c",
-      "import urllib.request,sys;r=urllib.request.urlopen(sys.argv[1]);print(r.status);print(r.read().decode())",
-      "https://api.example.test/py",
-    ]);
-    expect(py.stdout, py.stderr).to.match(/^200/);
-    expect(py.stdout).not.to.include(SECRET);
-    // The echo upstream is no git server; what matters is what git's request carried upstream.
-    await agent(["git", "ls-remote", "https://api.example.test/repo.git"]);
-    const fetchOut = await agent([
-      NODE,
-      "--input-type=module",
-      "-e",
-      "const r = await fetch('https://registry.example.test/node'); console.log(r.status)",
-    ]);
-    expect(fetchOut.stdout.trim(), fetchOut.stderr).to.equal("200");
-    const got = records().slice(before);
-    const pyRecord = got.find((r) => r.url === "/py");
-    expect(pyRecord?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
-    const gitRecord = got.find((r) => r.url?.startsWith("/repo.git/info/refs"));
-    expect(gitRecord?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
-    expect(got.find((r) => r.url === "/node")?.headers?.authorization).to.equal(undefined);
-  });
+  // Every client, every outcome, both schemes. `portonly` resolves (a rule names it, on another
+  // port) but no rule allows it on 80/443, so the boundary itself must block it.
+  const CLIENTS: Record<string, (url: string) => string[]> = {
+    curl: (url) => ["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url],
+    python3: (url) => ["/usr/bin/python3", "-c", PY_GET, url],
+    node: (url) => [NODE, "--input-type=module", "-e", NODE_GET, url],
+    git: (url) => ["git", "-c", "http.lowSpeedTime=5", "ls-remote", url],
+  };
+  const CASES = [
+    { name: "inject over HTTPS", url: "https://api.example.test/inject", status: "200", sent: "credential" },
+    { name: "allow over HTTPS", url: "https://registry.example.test/allow", status: "200", sent: "plain" },
+    { name: "allow over HTTP", url: "http://registry.example.test/allow", status: "200", sent: "plain" },
+    {
+      name: "block over HTTPS",
+      url: "https://portonly.example.test/block",
+      status: "error",
+      sent: "nothing",
+    },
+    { name: "block over HTTP", url: "http://portonly.example.test/block", status: "403", sent: "nothing" },
+    {
+      name: "inject rule over HTTP blocks",
+      url: "http://api.example.test/cleartext",
+      status: "403",
+      sent: "nothing",
+    },
+  ] as const;
+  for (const [client, command] of Object.entries(CLIENTS)) {
+    for (const c of CASES) {
+      it(`${client}: ${c.name}`, async function () {
+        const before = records().length;
+        const url = `${c.url}/${client}`;
+        const res = await agent(command(url));
+        const status = res.stdout.trim() === "000" ? "error" : res.stdout.trim();
+        if (client !== "git") expect(status, res.stderr).to.equal(c.status);
+        expect(res.stdout + res.stderr).not.to.include(SECRET);
+        const path = new URL(url).pathname;
+        const got = records()
+          .slice(before)
+          .filter((r) => r.url?.startsWith(path));
+        if (c.sent === "nothing") expect(got).to.deep.equal([]);
+        else {
+          expect(got.length).to.be.at.least(1);
+          for (const r of got)
+            expect(r.headers?.authorization).to.equal(
+              c.sent === "credential" ? `Bearer ${SECRET}` : undefined,
+            );
+        }
+      });
+    }
+  }
 
   it("attacks: IP literals, an allowed SNI sent to another address, Host differing from SNI", async function () {
     const before = records().length;
@@ -377,3 +383,15 @@ try:
   r,_=s.recvfrom(4096);print('rcode=%d'%(r[3]&15))
 except socket.timeout:
   print('timeout')`;
+
+/** GET argv[1] with urllib; prints the status, or "error" when no HTTP answer came. */
+const PY_GET = `import sys,urllib.request,urllib.error
+try:
+  print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except urllib.error.HTTPError as e:
+  print(e.code)
+except Exception:
+  print('error')`;
+
+/** GET argv[1] with Node's built-in fetch; prints the status, or "error". */
+const NODE_GET = "try { console.log((await fetch(process.argv[1])).status) } catch { console.log('error') }";
