@@ -1,6 +1,8 @@
 // Assembles one sidecar from options: the gate and its services, the explicit proxy, the admin
 // listener. `airlock run`, `airlock demo` and the tests all start sidecars through here.
+import type { KeyObject } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type net from "node:net";
 import { isIP, type AddressInfo, type Socket } from "node:net";
 import type { Logger } from "pino";
@@ -10,6 +12,7 @@ import { createSidecarMetrics, type SidecarMetrics } from "./observe/metrics.ts"
 import { Boundary } from "./proxy/boundary.ts";
 import { Gate } from "./proxy/gate.ts";
 import { Resolver, type LookupFn } from "./proxy/resolve.ts";
+import { createControlServer } from "./control/server.ts";
 import { startDnsResponder, type DnsResponder } from "./dns/responder.ts";
 import { createUpstreamResolve } from "./dns/upstream.ts";
 import type { ResolveFn } from "./dns/answer.ts";
@@ -30,6 +33,8 @@ export interface SidecarOptions {
   transparent?: ListenAddress;
   /** The DNS responder (UDP and TCP; capture target for port 53); none when absent. */
   dns?: ListenAddress;
+  /** The control port and the operator's Ed25519 public key; none when absent. */
+  control?: { listen: ListenAddress; publicKey: KeyObject };
   secrets: SecretSource;
   log: Logger;
   allowAddresses?: Cidr[];
@@ -50,6 +55,9 @@ export interface RunningSidecar {
   metricsAddress: ListenAddress;
   transparentAddress?: ListenAddress;
   dnsAddress?: ListenAddress;
+  controlAddress?: ListenAddress;
+  /** Identifies this process to the operator (bundles are signed for it). */
+  bootId?: string;
   close(): Promise<void>;
 }
 
@@ -69,7 +77,7 @@ function close(server: net.Server): Promise<void> {
     server.close(() => {
       resolve();
     });
-    if (server instanceof http.Server) server.closeAllConnections();
+    if (server instanceof http.Server || server instanceof https.Server) server.closeAllConnections();
   });
 }
 
@@ -117,6 +125,11 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const metricsAddress = await start(admin, options.metrics);
   const transparentAddress =
     transparent && options.transparent ? await start(transparent, options.transparent) : undefined;
+  const control = options.control
+    ? createControlServer({ gate, ca, publicKey: options.control.publicKey, log: options.log })
+    : undefined;
+  const controlAddress =
+    control && options.control ? await start(control.server, options.control.listen) : undefined;
   let dns: DnsResponder | undefined;
   if (options.dns) {
     try {
@@ -147,6 +160,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     metricsAddress,
     ...(transparentAddress ? { transparentAddress } : {}),
     ...(dnsAddress ? { dnsAddress } : {}),
+    ...(controlAddress && control ? { controlAddress, bootId: control.bootId } : {}),
     close: async () => {
       for (const socket of captured) socket.destroy();
       await Promise.all([...started.map(close), dns?.close()]);

@@ -1,13 +1,15 @@
 // What `airlock run` and `airlock sidecar` share: the flags that read policies from files and
 // shape dialling, and the loop that serves until a signal (SIGHUP reloads the files).
-import { writeFileSync } from "node:fs";
+import type { KeyObject } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { createAuditLog, type Identity } from "../observe/audit.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
 import { startSidecar, type ListenAddress, type RunningSidecar } from "../runtime.ts";
-import { parseAllowAddresses, parseListen, parseResolve, readPemFiles } from "./flags.ts";
+import { readPublicKey } from "../control/bundle.ts";
+import { parseAllowAddresses, parseListen, parseResolve, readPemFiles, UsageError } from "./flags.ts";
 
 /** parseArgs options common to run and sidecar. */
 export const FILE_SIDECAR_OPTIONS = {
@@ -31,6 +33,8 @@ export interface ServeFlags {
   metrics: string;
   transparent?: string | undefined;
   dns?: string | undefined;
+  control?: string | undefined;
+  bundleKey?: string | undefined;
   trustBundle?: string | undefined;
   identity?: Identity;
 }
@@ -54,6 +58,14 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     metrics: parseListen("metrics", flags.metrics),
     ...(flags.transparent !== undefined
       ? { transparent: parseListen("transparent", flags.transparent) }
+      : {}),
+    ...(flags.control !== undefined && flags.bundleKey !== undefined
+      ? {
+          control: {
+            listen: parseListen("control", flags.control),
+            publicKey: readBundleKey(flags.bundleKey),
+          },
+        }
       : {}),
     ...(flags.dns !== undefined ? { dns: parseListen("dns", flags.dns) } : {}),
     secrets: new StaticSecrets(loaded?.value.secrets ?? []),
@@ -103,4 +115,18 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   });
   await sidecar.close();
   return 0;
+}
+
+function readBundleKey(path: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch {
+    throw new UsageError(`--bundle-key ${path}: cannot read the file`);
+  }
+  try {
+    return readPublicKey(pem);
+  } catch (err) {
+    throw new UsageError(`--bundle-key ${path}: ${(err as Error).message}`);
+  }
 }

@@ -13,6 +13,9 @@ Runs in the agent's pod as UID ${String(SIDECAR_UID)}. Without --policy it block
 and /readyz answers 503 until a policy is applied.
   --transparent HOST:PORT  target of the capture rules (default 0.0.0.0:${PORTS.transparent})
   --dns HOST:PORT          DNS responder, UDP and TCP (default 127.0.0.1:${PORTS.dns})
+  --control HOST:PORT      where the operator pushes signed bundles (default 0.0.0.0:${PORTS.control});
+                           served only with --bundle-key
+  --bundle-key PATH        the operator's Ed25519 public key (PEM); bundles signed otherwise are refused
   --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
   --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
   --trust-bundle PATH      where to write system roots + the interception CA for the agent
@@ -29,6 +32,8 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
       ...FILE_SIDECAR_OPTIONS,
       transparent: { type: "string", default: `0.0.0.0:${PORTS.transparent}` },
       dns: { type: "string", default: `127.0.0.1:${PORTS.dns}` },
+      control: { type: "string", default: `0.0.0.0:${PORTS.control}` },
+      "bundle-key": { type: "string" },
       listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
       metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
       "trust-bundle": { type: "string", default: TRUST_BUNDLE_PATH },
@@ -43,5 +48,10 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
     ...(values["service-account"] !== undefined ? { serviceAccount: values["service-account"] } : {}),
   };
-  return serveFromFiles({ ...values, trustBundle: values["trust-bundle"], identity });
+  return serveFromFiles({
+    ...values,
+    trustBundle: values["trust-bundle"],
+    bundleKey: values["bundle-key"],
+    identity,
+  });
 }

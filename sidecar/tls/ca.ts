@@ -134,6 +134,11 @@ export class CertificateAuthority {
     return this.#leaf(hostname).context;
   }
 
+  /** Key and certificate chain for a server of its own named `hostname` (the control port); memory only. */
+  serverCredentials(hostname: string): { key: string; cert: string } {
+    return { key: this.#leafKeyPem, cert: this.#leaf(hostname).pem + this.certificatePem };
+  }
+
   /** The PEM of the leaf for `hostname` (public data; for tests and diagnostics). */
   leafPemFor(hostname: string): string {
     return this.#leaf(hostname).pem;
