@@ -4,7 +4,7 @@ import type { KeyObject } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type net from "node:net";
-import { isIP, type AddressInfo, type Socket } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { createAddressPolicy, type Cidr } from "./net/address.ts";
 import { createAdminServer } from "./observe/admin-server.ts";
@@ -104,12 +104,6 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const explicit = boundary.createExplicitServer();
   const admin = createAdminServer(metrics.registry, () => gate.ready);
   const transparent = options.transparent ? boundary.createTransparentServer() : undefined;
-  // Captured sockets are tracked so close() can end them (net.Server has no closeAllConnections).
-  const captured = new Set<Socket>();
-  transparent?.on("connection", (socket: Socket) => {
-    captured.add(socket);
-    socket.once("close", () => captured.delete(socket));
-  });
   const started: net.Server[] = [];
   const start = async (server: net.Server, at: ListenAddress): Promise<ListenAddress> => {
     try {
@@ -162,7 +156,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     ...(dnsAddress ? { dnsAddress } : {}),
     ...(controlAddress && control ? { controlAddress, bootId: control.bootId } : {}),
     close: async () => {
-      for (const socket of captured) socket.destroy();
+      boundary.close();
       await Promise.all([...started.map(close), dns?.close()]);
       boundary.upstreams.http.destroy();
       boundary.upstreams.https.destroy();

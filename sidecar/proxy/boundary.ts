@@ -41,6 +41,8 @@ export class Boundary {
   readonly upstreams: Upstreams;
   #limits: BoundaryLimits;
   #contexts = new WeakMap<object, ConnContext>();
+  /** Raw sockets the HTTP servers no longer manage (CONNECT tunnels, captured connections). */
+  #raw = new Set<Socket>();
   /** Parses HTTP on connections the boundary hands it (tunnels, intercepted TLS); never listens. */
   #inner: http.Server;
 
@@ -49,6 +51,17 @@ export class Boundary {
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
     this.upstreams = createUpstreams(gate.upstreamRoots);
     this.#inner = this.#httpServer((req) => this.#contexts.get(req.socket));
+  }
+
+  /** Ends every tunnel and captured connection (the servers close their own connections). */
+  close(): void {
+    for (const socket of this.#raw) socket.destroy();
+    this.#raw.clear();
+  }
+
+  #adopt(socket: Socket): void {
+    this.#raw.add(socket);
+    socket.once("close", () => this.#raw.delete(socket));
   }
 
   /** The explicit proxy listener (HTTP_PROXY / HTTPS_PROXY): absolute-form requests and CONNECT. */
@@ -119,6 +132,7 @@ export class Boundary {
 
   #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on("error", () => socket.destroy());
+    this.#adopt(socket);
     const client = socket.remoteAddress;
     const refuse = (verdict: Verdict, host: string, port: number): void => {
       // Nothing the agent sends after a refused CONNECT is read, let alone forwarded.
@@ -155,6 +169,7 @@ export class Boundary {
   createTransparentServer(): net.Server {
     return net.createServer({ pauseOnConnect: true }, (socket) => {
       socket.on("error", () => socket.destroy());
+      this.#adopt(socket);
       const client = socket.remoteAddress;
       const port = capturedPort(socket.localAddress);
       const refuse = (verdict: Verdict): void => {

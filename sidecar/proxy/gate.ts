@@ -90,6 +90,7 @@ export class Gate {
     if (!loaded.ok) return loaded;
     this.#index = loaded.value;
     this.#generation = generation;
+    this.#trackSecrets();
     this.metrics.policyInfo.reset();
     this.metrics.policyInfo.set({ generation: String(generation), hash: loaded.value.policy.hash }, 1);
     this.metrics.policyApplied.set(Date.now() / 1000);
@@ -104,6 +105,18 @@ export class Gate {
   /** Replaces the secret source (a new set of files, or a cluster watch). */
   setSecrets(secrets: SecretSource): void {
     this.#secrets = secrets;
+    this.#trackSecrets();
+  }
+
+  #trackSecrets(): void {
+    const credentials = Object.values(this.#index?.policy.credentials ?? {});
+    const refs = new Map(
+      credentials.map((c) => [
+        `${c.namespace}/${c.secretRef.name}`,
+        { namespace: c.namespace, name: c.secretRef.name },
+      ]),
+    );
+    this.#secrets.track?.([...refs.values()]);
   }
 
   /** The verdict for one request's canonical facts. IP-literal hosts are checked as the addresses they are. */

@@ -7,9 +7,17 @@ export type SecretFailure = "SecretMissing" | "KeyMissing";
 /** The answer to one lookup. */
 export type SecretLookup = { ok: true; value: Buffer } | { ok: false; reason: SecretFailure };
 
+/** A Secret by namespace and name. */
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
 /** A source of Secret values: files for `airlock run`, the Kubernetes API in a cluster. */
 export interface SecretSource {
   get(namespace: string, name: string, key: string): SecretLookup;
+  /** Told which Secrets the applied policy references (sources that watch start watching them). */
+  track?(refs: SecretRef[]): void;
 }
 
 /** Secret data as a manifest carries it, already decoded. */

@@ -1,0 +1,133 @@
+// Credential values from the Kubernetes API, read with the sidecar's own token. Each Secret the
+// applied policy references is watched by name (RBAC grants get/watch on exactly those names), so
+// a rotated value is used on the next request without a restart. Values live only in memory.
+import { CoreV1Api, Watch, type KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { SecretLookup, SecretRef, SecretSource } from "./secrets.ts";
+
+interface Watched {
+  /** undefined: not seen yet; null: the Secret does not exist. */
+  data: Map<string, Buffer> | null | undefined;
+  abort?: AbortController;
+  stopped: boolean;
+  retry?: NodeJS.Timeout;
+}
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+/** A SecretSource over API watches; `track` sets which Secrets are watched. */
+export class KubeSecrets implements SecretSource {
+  #watch: Watch;
+  #api: CoreV1Api;
+  #log: Logger;
+  #watched = new Map<string, Watched>();
+
+  constructor(config: KubeConfig, log: Logger) {
+    this.#watch = new Watch(config);
+    this.#api = config.makeApiClient(CoreV1Api);
+    this.#log = log;
+  }
+
+  /** Watches exactly `refs` (starting new watches, stopping ones no longer referenced). */
+  track(refs: SecretRef[]): void {
+    const wanted = new Set(refs.map((r) => `${r.namespace}/${r.name}`));
+    for (const [key, watched] of this.#watched) {
+      if (!wanted.has(key)) {
+        this.#stop(watched);
+        this.#watched.delete(key);
+      }
+    }
+    for (const ref of refs) {
+      const key = `${ref.namespace}/${ref.name}`;
+      if (this.#watched.has(key)) continue;
+      const watched: Watched = { data: undefined, stopped: false };
+      this.#watched.set(key, watched);
+      this.#start(ref, watched, RETRY_MIN_MS);
+    }
+  }
+
+  /** Stops every watch. */
+  close(): void {
+    for (const watched of this.#watched.values()) this.#stop(watched);
+    this.#watched.clear();
+  }
+
+  /** True once every tracked Secret has been seen (present or absent) at least once. */
+  get synced(): boolean {
+    return [...this.#watched.values()].every((w) => w.data !== undefined);
+  }
+
+  get(namespace: string, name: string, key: string): SecretLookup {
+    const data = this.#watched.get(`${namespace}/${name}`)?.data;
+    if (!data) return { ok: false, reason: "SecretMissing" };
+    const value = data.get(key);
+    return value ? { ok: true, value } : { ok: false, reason: "KeyMissing" };
+  }
+
+  #stop(watched: Watched): void {
+    watched.stopped = true;
+    clearTimeout(watched.retry);
+    watched.abort?.abort();
+  }
+
+  #start(ref: SecretRef, watched: Watched, delay: number): void {
+    const path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets`;
+    let sawEvent = false;
+    const restart = (err: unknown): void => {
+      if (watched.stopped) return;
+      if (err !== null && err !== undefined) {
+        // Never the value: the error of a watch carries status, not data.
+        this.#log.warn(
+          {
+            secret: `${ref.namespace}/${ref.name}`,
+            err: err instanceof Error ? err.message : JSON.stringify(err),
+          },
+          "secret watch failed; retrying",
+        );
+      }
+      const next = sawEvent ? RETRY_MIN_MS : Math.min(delay * 2, RETRY_MAX_MS);
+      watched.retry = setTimeout(() => {
+        this.#start(ref, watched, next);
+      }, next);
+    };
+    // Learn the current state first (a missing Secret is then known, not guessed), then follow
+    // changes; a watch without resourceVersion replays the current object, which is harmless.
+    this.#api
+      .readNamespacedSecret({ name: ref.name, namespace: ref.namespace })
+      .then(
+        (secret) => {
+          watched.data = decode(secret);
+        },
+        (err: unknown) => {
+          if ((err as { code?: unknown }).code === 404) watched.data = null;
+          else throw err;
+        },
+      )
+      .then(() =>
+        this.#watch.watch(
+          path,
+          { fieldSelector: `metadata.name=${ref.name}` },
+          (phase: string, object: unknown) => {
+            sawEvent = true;
+            if (phase === "DELETED") watched.data = null;
+            else if (phase === "ADDED" || phase === "MODIFIED") watched.data = decode(object);
+          },
+          restart,
+        ),
+      )
+      .then((abort) => {
+        watched.abort = abort;
+        if (watched.stopped) abort.abort();
+      }, restart);
+  }
+}
+
+function decode(object: unknown): Map<string, Buffer> {
+  const data = (object as { data?: Record<string, unknown> } | null)?.data ?? {};
+  const out = new Map<string, Buffer>();
+  for (const [key, value] of Object.entries(data)) {
+    if (typeof value === "string") out.set(key, Buffer.from(value, "base64"));
+  }
+  return out;
+}
