@@ -6,6 +6,9 @@ import { rootCertificates } from "node:tls";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { createAuditLog, type Identity } from "../observe/audit.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { KubeSecrets } from "../proxy/kube-secrets.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
 import { startSidecar, type ListenAddress, type RunningSidecar } from "../runtime.ts";
 import { readPublicKey } from "../control/bundle.ts";
@@ -35,6 +38,9 @@ export interface ServeFlags {
   dns?: string | undefined;
   control?: string | undefined;
   bundleKey?: string | undefined;
+  kubeconfig?: string | undefined;
+  /** Use the in-cluster service-account config when running in a pod (airlock sidecar only). */
+  inCluster?: boolean;
   trustBundle?: string | undefined;
   identity?: Identity;
 }
@@ -53,6 +59,9 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     process.stderr.write(formatFileErrors(loaded.errors) + "\n");
     return 2;
   }
+  // In a cluster (or with --kubeconfig) credentials come from the API, never from files.
+  const log = createAuditLog(flags.identity ?? {}, { level: flags["log-level"] });
+  const apiSecrets = kubeSecretsFrom(flags.kubeconfig, flags.inCluster === true, log);
   const sidecar: RunningSidecar = await startSidecar({
     listen: parseListen("listen", flags.listen),
     metrics: parseListen("metrics", flags.metrics),
@@ -68,8 +77,8 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
         }
       : {}),
     ...(flags.dns !== undefined ? { dns: parseListen("dns", flags.dns) } : {}),
-    secrets: new StaticSecrets(loaded?.value.secrets ?? []),
-    log: createAuditLog(flags.identity ?? {}, { level: flags["log-level"] }),
+    secrets: apiSecrets ?? new StaticSecrets(loaded?.value.secrets ?? []),
+    log,
     allowAddresses: parseAllowAddresses(flags["allow-address"]),
     pins: parseResolve(flags.resolve),
     upstreamCa: readPemFiles(flags["upstream-ca"]),
@@ -99,7 +108,7 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     }
     generation++;
     sidecar.gate.apply(again.value.compiled, generation);
-    sidecar.gate.setSecrets(new StaticSecrets(again.value.secrets));
+    if (!apiSecrets) sidecar.gate.setSecrets(new StaticSecrets(again.value.secrets));
     process.stderr.write(`reloaded policy generation ${generation} (${again.value.compiled.hash})\n`);
   });
   process.stderr.write(`metrics on ${url(sidecar.metricsAddress)}\n`);
@@ -113,6 +122,7 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
+  apiSecrets?.close();
   await sidecar.close();
   return 0;
 }
@@ -129,4 +139,22 @@ function readBundleKey(path: string): KeyObject {
   } catch (err) {
     throw new UsageError(`--bundle-key ${path}: ${(err as Error).message}`);
   }
+}
+
+/** A Secret source over the API: from --kubeconfig, or in-cluster when running in a pod. */
+function kubeSecretsFrom(
+  kubeconfig: string | undefined,
+  inCluster: boolean,
+  log: Logger,
+): KubeSecrets | undefined {
+  if (kubeconfig === undefined && (!inCluster || process.env.KUBERNETES_SERVICE_HOST === undefined))
+    return undefined;
+  const config = new KubeConfig();
+  try {
+    if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
+    else config.loadFromCluster();
+  } catch (err) {
+    throw new UsageError(`--kubeconfig ${kubeconfig ?? "(in-cluster)"}: ${(err as Error).message}`);
+  }
+  return new KubeSecrets(config, log);
 }

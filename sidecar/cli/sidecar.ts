@@ -15,6 +15,8 @@ and /readyz answers 503 until a policy is applied.
   --dns HOST:PORT          DNS responder, UDP and TCP (default 127.0.0.1:${PORTS.dns})
   --control HOST:PORT      where the operator pushes signed bundles (default 0.0.0.0:${PORTS.control});
                            served only with --bundle-key
+  --kubeconfig PATH        read credentials from the Kubernetes API with this kubeconfig (in a pod:
+                           the projected service-account token, automatically)
   --bundle-key PATH        the operator's Ed25519 public key (PEM); bundles signed otherwise are refused
   --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
   --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
@@ -34,6 +36,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
       dns: { type: "string", default: `127.0.0.1:${PORTS.dns}` },
       control: { type: "string", default: `0.0.0.0:${PORTS.control}` },
       "bundle-key": { type: "string" },
+      kubeconfig: { type: "string" },
       listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
       metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
       "trust-bundle": { type: "string", default: TRUST_BUNDLE_PATH },
@@ -52,6 +55,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     ...values,
     trustBundle: values["trust-bundle"],
     bundleKey: values["bundle-key"],
+    inCluster: true,
     identity,
   });
 }
