@@ -1,14 +1,12 @@
 // `airlock demo`: a self-contained tour of the three outcomes. It starts a local HTTPS upstream
 // that echoes what it receives, runs a sidecar with the policy in examples/demo, sends an
 // inject, an allow and a block request through it, and prints what each side saw.
-import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
-import { loadAll } from "js-yaml";
-import { compile } from "../policy/compile.ts";
-import { StaticSecrets, type SecretData } from "../proxy/secrets.ts";
+import { compileManifests, formatFileErrors, readManifests } from "../config/manifest-files.ts";
+import { StaticSecrets } from "../proxy/secrets.ts";
 import { startEchoUpstream } from "../demo/echo-upstream.ts";
 import { requestViaProxy, type ProxyResponse } from "../demo/proxy-client.ts";
 import { createAuditLog } from "../observe/audit.ts";
@@ -51,29 +49,19 @@ function agentSaw(response: ProxyResponse): string {
 /** Runs the tour; exit 0 when all three outcomes came out as the policy says. */
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { policy: { type: "string" } }, strict: true });
-  const docs = loadAll(readFileSync(values.policy ?? DEFAULT_POLICY, "utf8")) as Record<string, unknown>[];
+  const manifests = readManifests([values.policy ?? DEFAULT_POLICY]);
   const upstream = await startEchoUpstream({ tls: true });
   const port = upstream.port;
-  const policies = docs.filter((d) => d.kind === "EgressPolicy");
-  for (const policy of policies) {
+  for (const policy of manifests.policies) {
     const spec = policy.spec as { egress?: { ports?: number[] }[] };
     for (const rule of spec.egress ?? []) rule.ports = [port];
   }
-  const compiled = compile({ policies, credentials: docs.filter((d) => d.kind === "Credential") });
-  if (!compiled.ok) {
-    for (const e of compiled.errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+  const loaded = compileManifests(manifests);
+  if (!loaded.ok) {
+    process.stderr.write(formatFileErrors(loaded.errors) + "\n");
     await upstream.close();
     return 2;
   }
-  const secrets: SecretData[] = docs
-    .filter((d) => d.kind === "Secret")
-    .map((d) => {
-      const meta = d.metadata as { name: string; namespace?: string };
-      const data = new Map<string, Buffer>();
-      for (const [k, v] of Object.entries((d.stringData ?? {}) as Record<string, string>))
-        data.set(k, Buffer.from(v));
-      return { namespace: meta.namespace ?? "default", name: meta.name, data };
-    });
   const decisions: { host: string; outcome: string }[] = [];
   const audit = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -86,13 +74,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const sidecar = await startSidecar({
     listen: { host: "127.0.0.1", port: 0 },
     metrics: { host: "127.0.0.1", port: 0 },
-    secrets: new StaticSecrets(secrets),
+    secrets: new StaticSecrets(loaded.value.secrets),
     log: createAuditLog({}, { destination: audit }),
     pins: new Map(names.map((n) => [n, ["127.0.0.1"]])),
     allowAddresses: parseAllowAddresses(["127.0.0.1/32"]),
     upstreamCa: [upstream.caPem],
   });
-  sidecar.gate.apply(compiled.value, 1);
+  sidecar.gate.apply(loaded.value.compiled, 1);
   const trust = [sidecar.ca.certificatePem, upstream.caPem];
   const out = process.stdout;
   out.write(`airlock demo: upstream https://127.0.0.1:${port} (names pinned with --resolve), `);

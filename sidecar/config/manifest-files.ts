@@ -92,13 +92,19 @@ function decodeSecret(source: Sourced, errors: FileError[]): SecretData | undefi
   return { namespace, name: metadata.name, data };
 }
 
-/**
- * Reads, parses and compiles the manifests under `paths`. Every error in every file is reported,
- * each with its file and field path; nothing is returned unless everything is valid.
- */
-export function loadManifestFiles(
-  paths: string[],
-): { ok: true; value: LoadedFiles } | { ok: false; errors: FileError[] } {
+/** The manifests under some paths, parsed and sorted by kind, before compilation. */
+export interface ManifestSet {
+  policies: Record<string, unknown>[];
+  credentials: Record<string, unknown>[];
+  secrets: SecretData[];
+  files: string[];
+  /** `Kind/namespace/name` → the file it came from, to locate compile errors. */
+  fileOf: Map<string, string>;
+  errors: FileError[];
+}
+
+/** Reads and parses the manifests under `paths`; problems are collected in `errors`, never thrown. */
+export function readManifests(paths: string[]): ManifestSet {
   const errors: FileError[] = [];
   const files = listFiles(paths, errors);
   const sources: { EgressPolicy: Sourced[]; Credential: Sourced[]; Secret: Sourced[] } = {
@@ -142,14 +148,35 @@ export function loadManifestFiles(
   for (const kind of ["EgressPolicy", "Credential"] as const) {
     for (const s of sources[kind]) fileOf.set(keyOf(kind, s.object), s.file);
   }
-  const compiled = compile({
+  return {
     policies: sources.EgressPolicy.map((s) => s.object),
     credentials: sources.Credential.map((s) => s.object),
-  });
-  if (!compiled.ok) errors.push(...compiled.errors.map((e) => locate(e, fileOf, files)));
-  if (errors.length > 0) return { ok: false, errors };
-  if (!compiled.ok) return { ok: false, errors };
-  return { ok: true, value: { compiled: compiled.value, secrets, files } };
+    secrets,
+    files,
+    fileOf,
+    errors,
+  };
+}
+
+/**
+ * Reads, parses and compiles the manifests under `paths`. Every error in every file is reported,
+ * each with its file and field path; nothing is returned unless everything is valid.
+ */
+export function loadManifestFiles(
+  paths: string[],
+): { ok: true; value: LoadedFiles } | { ok: false; errors: FileError[] } {
+  return compileManifests(readManifests(paths));
+}
+
+/** Compiles a ManifestSet, locating every compile error in its file. */
+export function compileManifests(
+  set: ManifestSet,
+): { ok: true; value: LoadedFiles } | { ok: false; errors: FileError[] } {
+  const errors = [...set.errors];
+  const compiled = compile({ policies: set.policies, credentials: set.credentials });
+  if (!compiled.ok) errors.push(...compiled.errors.map((e) => locate(e, set.fileOf, set.files)));
+  if (errors.length > 0 || !compiled.ok) return { ok: false, errors };
+  return { ok: true, value: { compiled: compiled.value, secrets: set.secrets, files: set.files } };
 }
 
 function locate(error: FieldError, fileOf: Map<string, string>, files: string[]): FileError {
