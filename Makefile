@@ -24,6 +24,14 @@ demo: $(STAMP) ## Tour the three outcomes (inject, allow, block) against local u
 test: $(STAMP) ## Run every test (some need root; see docs/testing.md)
 	@test/run-tests.sh
 
+.PHONY: cluster
+cluster: $(STAMP) ## Start etcd + kube-apiserver in the background (writes .cluster/kubeconfig)
+	@node test/k8s/cluster.ts start
+
+.PHONY: cluster-down
+cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its recorded PIDs)
+	@node test/k8s/cluster.ts stop
+
 .PHONY: lint
 lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
 	node_modules/.bin/tsc -p tsconfig.json

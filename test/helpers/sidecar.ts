@@ -3,7 +3,7 @@ import { Writable } from "node:stream";
 import { createAuditLog } from "../../sidecar/observe/audit.ts";
 import { parseCidr } from "../../sidecar/net/address.ts";
 import { compile } from "../../sidecar/policy/compile.ts";
-import { StaticSecrets, type SecretData } from "../../sidecar/proxy/secrets.ts";
+import { StaticSecrets, type SecretData, type SecretSource } from "../../sidecar/proxy/secrets.ts";
 import { startSidecar, type RunningSidecar } from "../../sidecar/runtime.ts";
 
 /** A test sidecar plus its captured audit lines. */
@@ -27,6 +27,8 @@ export async function startTestSidecar(options: {
   policies?: unknown[];
   credentials?: unknown[];
   secrets?: SecretData[];
+  /** Another source of Secret values (e.g. the Kubernetes API); replaces `secrets`. */
+  secretSource?: SecretSource;
   pins?: Record<string, string | string[]>;
   allow?: string[];
   upstreamCa?: string[];
@@ -42,7 +44,7 @@ export async function startTestSidecar(options: {
   const sidecar = await startSidecar({
     listen: { host: "127.0.0.1", port: 0 },
     metrics: { host: "127.0.0.1", port: 0 },
-    secrets: new StaticSecrets(options.secrets ?? []),
+    secrets: options.secretSource ?? new StaticSecrets(options.secrets ?? []),
     log: createAuditLog({ pod: "test-pod", namespace: "agents" }, { destination: sink }),
     pins: new Map(
       Object.entries(options.pins ?? {}).map(([host, ip]) => [host, Array.isArray(ip) ? ip : [ip]]),
