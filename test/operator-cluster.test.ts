@@ -1,0 +1,198 @@
+// The operator's Kubernetes seam (operator/kube/cluster.ts) against a real kube-apiserver: what it
+// reads is what kubectl created, what it writes is what kubectl then sees.
+import { expect } from "chai";
+import { KubeConfig } from "@kubernetes/client-node";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { desiredRbac } from "../operator/core/rbac.ts";
+import { INJECTED_ANNOTATION, KubeCluster } from "../operator/kube/cluster.ts";
+import { ROOT } from "./helpers/cli.ts";
+import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+
+describe("operator cluster seam (control plane): reads and writes through client-node", function () {
+  this.timeout(60_000); // polls for up to 20 s; the repo default is 20 s per test
+  let cp: ControlPlane;
+  let cluster: KubeCluster;
+  const ns = `airlock-op-cluster-${randomBytes(3).toString("hex")}`;
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const res = await cp.kubectl(args, input === undefined ? {} : { input });
+    if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+
+  before(async function () {
+    this.timeout(CONTROL_PLANE_TIMEOUT_MS);
+    cp = await sharedControlPlane();
+    await kubectl(["apply", "-f", join(ROOT, "crds")]);
+    await kubectl([
+      "wait",
+      "--for=condition=Established",
+      "crd/egresspolicies.airlock.dev",
+      "crd/credentials.airlock.dev",
+    ]);
+    await kubectl(["create", "namespace", ns]);
+    await kubectl(["-n", ns, "create", "serviceaccount", "agent"]);
+    const config = new KubeConfig();
+    config.loadFromFile(cp.kubeconfig);
+    cluster = new KubeCluster(config);
+  });
+
+  it("reads policies, credentials, secret keys (no values) and pods in the core's shapes", async function () {
+    await kubectl([
+      "-n",
+      ns,
+      "create",
+      "secret",
+      "generic",
+      "api-token",
+      "--from-literal=token=v",
+      "--from-literal=b=w",
+    ]);
+    await kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "airlock.dev/v1alpha1",
+            kind: "EgressPolicy",
+            metadata: { name: "p", namespace: ns },
+            spec: { podSelector: {}, egress: [{ name: "api", hosts: ["api.example.test"], ports: [443] }] },
+          },
+          {
+            apiVersion: "airlock.dev/v1alpha1",
+            kind: "Credential",
+            metadata: { name: "c", namespace: ns },
+            spec: {
+              secretRef: { name: "api-token", key: "token" },
+              injection: { header: { name: "X-Api-Key" } },
+            },
+          },
+          {
+            apiVersion: "v1",
+            kind: "Pod",
+            metadata: {
+              name: "agent",
+              namespace: ns,
+              labels: { app: "a" },
+              annotations: { [INJECTED_ANNOTATION]: "{}" },
+            },
+            spec: { serviceAccountName: "agent", containers: [{ name: "c", image: "example.invalid/x" }] },
+          },
+        ],
+      }),
+    );
+    await kubectl([
+      "-n",
+      ns,
+      "patch",
+      "pod",
+      "agent",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { phase: "Running", podIP: "127.0.0.9", podIPs: [{ ip: "127.0.0.9" }] } }),
+    ]);
+    const read = await cluster.read(ns);
+    expect(read.policies.map((p) => (p as { kind: string }).kind)).to.deep.equal(["EgressPolicy"]);
+    expect(read.credentials.map((p) => (p as { kind: string }).kind)).to.deep.equal(["Credential"]);
+    expect(read.secrets).to.deep.equal([{ name: "api-token", keys: ["b", "token"] }]);
+    expect(read.pods.map(({ uid: _uid, ...rest }) => rest)).to.deep.equal([
+      {
+        name: "agent",
+        labels: { app: "a" },
+        serviceAccount: "agent",
+        phase: "Running",
+        podIP: "127.0.0.9",
+        injected: true,
+        deleting: false,
+      },
+    ]);
+    expect(await cluster.namespaces()).to.include(ns);
+  });
+
+  it("merge-patches .status through the status subresource, leaving spec alone", async function () {
+    const status = {
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "Synced",
+          message: "m",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+    };
+    await cluster.patchStatus("EgressPolicy", ns, "p", status);
+    const got = JSON.parse(await kubectl(["-n", ns, "get", "egresspolicy", "p", "-o", "json"])) as {
+      status: unknown;
+      spec: { egress: unknown[] };
+    };
+    expect(got.status).to.deep.equal(status);
+    expect(got.spec.egress).to.have.length(1);
+    await cluster.patchStatus("Credential", ns, "missing", status); // ignored
+  });
+
+  it("creates, replaces and deletes the managed Role and RoleBinding", async function () {
+    const read = await cluster.read(ns);
+    const plan = (secrets: string[]) =>
+      desiredRbac({
+        namespace: ns,
+        pods: read.pods,
+        plans: read.pods.map((p) => ({
+          name: p.name,
+          uid: p.uid,
+          serviceAccount: "agent",
+          identity: [],
+          heldBy: [],
+          hash: "h",
+          reported: "h",
+          sync: "Synced" as const,
+          detail: "",
+        })),
+        bundles: new Map([
+          [
+            "h",
+            { credentials: Object.fromEntries(secrets.map((s) => [s, { secretRef: { name: s } }])) } as never,
+          ],
+        ]),
+        grants: [],
+      });
+    const can = async (verb: string, resource: string): Promise<string> =>
+      (
+        await cp.kubectl([
+          "auth",
+          "can-i",
+          verb,
+          resource,
+          "-n",
+          ns,
+          `--as=system:serviceaccount:${ns}:agent`,
+        ])
+      ).stdout.trim();
+
+    const first = plan(["api-token"]);
+    for (const r of first.roles) await cluster.putRole(r);
+    for (const b of first.roleBindings) await cluster.putRoleBinding(b);
+    expect(await can("get", "secrets/api-token")).to.equal("yes");
+    expect(await can("get", "secrets/other")).to.equal("no");
+    expect(await can("list", "secrets")).to.equal("no");
+
+    const second = plan(["other"]);
+    for (const r of second.roles) await cluster.putRole(r);
+    for (const b of second.roleBindings) await cluster.putRoleBinding(b);
+    expect(await can("get", "secrets/other")).to.equal("yes");
+    expect(await can("get", "secrets/api-token")).to.equal("no");
+    expect((await cluster.read(ns)).roles).to.have.length(1);
+
+    const name = second.roles[0]?.metadata.name ?? "";
+    await cluster.deleteRbac("RoleBinding", ns, name);
+    await cluster.deleteRbac("Role", ns, name);
+    await cluster.deleteRbac("Role", ns, name); // already gone: ignored
+    const after = await cluster.read(ns);
+    expect([after.roles, after.roleBindings]).to.deep.equal([[], []]);
+    expect(await can("get", "secrets/other")).to.equal("no");
+  });
+});
