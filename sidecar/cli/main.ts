@@ -19,6 +19,7 @@ commands:
   demo      a self-contained tour of the three outcomes against local upstreams
   init      the pod's capture rules (iptables, ip6tables): all agent egress through the sidecar
   sidecar   the in-pod role: transparent listener, explicit proxy, trust bundle
+  operator  the Kubernetes operator (leader-elected reconciler)
 
 Run 'airlock COMMAND --help' for a command's flags.`;
 

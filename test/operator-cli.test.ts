@@ -1,0 +1,163 @@
+// `airlock operator` as a real process against the real API server (control plane): it takes the
+// Lease, writes status on what is applied with kubectl, and releases the Lease when stopped.
+import { expect } from "chai";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
+import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+
+describe("airlock operator command (control plane): a real operator process", function () {
+  let cp: ControlPlane;
+  let operator: RunningCommand;
+  const ns = `airlock-opcli-${randomBytes(3).toString("hex")}`;
+  const dir = mkdtempSync(join(tmpdir(), "airlock-opcli-"));
+  const keyPath = join(dir, "signing-key.pem");
+
+  const jsonpath = async (args: string[]): Promise<string> =>
+    (await cp.kubectl([...args, "-n", ns])).stdout.trim();
+  const eventually = async (read: () => Promise<string>, want: RegExp): Promise<string> => {
+    const deadline = Date.now() + 20_000;
+    let last = "";
+    while (Date.now() < deadline) {
+      last = await read();
+      if (want.test(last)) return last;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(last).to.match(want);
+    return last;
+  };
+  const apply = async (yaml: string): Promise<void> => {
+    const res = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { input: yaml });
+    if (res.code !== 0) throw new Error(res.stderr);
+  };
+  const policyYaml = (name: string, path: string): string => `apiVersion: airlock.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: ${name}}
+spec:
+  podSelector: {matchLabels: {app: nobody-yet}}
+  egress:
+    - {name: docs, hosts: [docs.example.test], paths: ["${path}"]}
+`;
+
+  before(async function () {
+    this.timeout(CONTROL_PLANE_TIMEOUT_MS);
+    cp = await sharedControlPlane();
+    for (const args of [
+      ["apply", "-f", join(ROOT, "crds")],
+      [
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/egresspolicies.airlock.dev",
+        "crd/credentials.airlock.dev",
+      ],
+      ["create", "namespace", ns],
+    ]) {
+      const res = await cp.kubectl(args);
+      if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
+    }
+    writeFileSync(
+      keyPath,
+      generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      { mode: 0o600 },
+    );
+    operator = await startAirlock(
+      [
+        "operator",
+        "--kubeconfig",
+        cp.kubeconfig,
+        "--signing-key",
+        keyPath,
+        "--lease-namespace",
+        ns,
+        "--identity",
+        "op-a",
+        "--resync",
+        "1",
+      ],
+      /operator op-a started/,
+    );
+  });
+  after(async function () {
+    if (operator.child.exitCode === null) {
+      operator.child.kill("SIGKILL");
+      await operator.exited;
+    }
+  });
+
+  it("refuses to start without a usable signing key (exit 2)", async function () {
+    const res = await airlock([
+      "operator",
+      "--kubeconfig",
+      cp.kubeconfig,
+      "--signing-key",
+      join(dir, "missing.pem"),
+    ]);
+    expect(res.code).to.equal(2);
+    expect(res.stderr).to.include("--signing-key");
+  });
+
+  it("takes the Lease", async function () {
+    await eventually(
+      () => jsonpath(["get", "lease", "airlock-operator", "-o", "jsonpath={.spec.holderIdentity}"]),
+      /^op-a$/,
+    );
+  });
+
+  it("writes Ready on a valid policy (Compiled: it selects no injected pod yet)", async function () {
+    await apply(policyYaml("valid", "/public/**"));
+    const reason = await eventually(
+      () =>
+        jsonpath([
+          "get",
+          "egresspolicy",
+          "valid",
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        ]),
+      /^Compiled$/,
+    );
+    expect(reason).to.equal("Compiled");
+    expect(
+      await jsonpath(["get", "egresspolicy", "valid", "-o", "jsonpath={.status.observedGeneration}"]),
+    ).to.equal("1");
+  });
+
+  it("reports an invalid policy as InvalidSpec with its field path", async function () {
+    await apply(policyYaml("invalid", "/a/***"));
+    await eventually(
+      () =>
+        jsonpath([
+          "get",
+          "egresspolicy",
+          "invalid",
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        ]),
+      /^InvalidSpec$/,
+    );
+    const message = await jsonpath([
+      "get",
+      "egresspolicy",
+      "invalid",
+      "-o",
+      'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+    ]);
+    expect(message).to.include("spec.egress[0].paths[0]");
+  });
+
+  it("stops on SIGTERM (exit 0) and releases the Lease", async function () {
+    operator.child.kill("SIGTERM");
+    expect(await operator.exited).to.equal(0);
+    const holder = await jsonpath([
+      "get",
+      "lease",
+      "airlock-operator",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
+    expect(holder).to.not.equal("op-a");
+  });
+});
