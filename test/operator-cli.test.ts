@@ -14,6 +14,7 @@ describe("airlock operator command (control plane): a real operator process", fu
   const ns = `airlock-opcli-${randomBytes(3).toString("hex")}`;
   const dir = mkdtempSync(join(tmpdir(), "airlock-opcli-"));
   const keyPath = join(dir, "signing-key.pem");
+  const kubeconfig = join(dir, "operator.kubeconfig");
 
   const jsonpath = async (args: string[]): Promise<string> =>
     (await cp.kubectl([...args, "-n", ns])).stdout.trim();
@@ -58,6 +59,42 @@ spec:
       const res = await cp.kubectl(args);
       if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
     }
+    // The operator runs as a ServiceAccount bound to exactly operator/rbac/clusterrole.yaml, not as admin.
+    for (const args of [
+      ["apply", "-f", join(ROOT, "operator/rbac/clusterrole.yaml")],
+      ["-n", ns, "create", "serviceaccount", "airlock-operator"],
+      [
+        "create",
+        "clusterrolebinding",
+        ns,
+        "--clusterrole=airlock-operator",
+        `--serviceaccount=${ns}:airlock-operator`,
+      ],
+    ]) {
+      const res = await cp.kubectl(args);
+      if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
+    }
+    const token = await cp.serviceAccountToken(ns, "airlock-operator");
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [
+          {
+            name: "test",
+            cluster: {
+              server: cp.server,
+              "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
+            },
+          },
+        ],
+        users: [{ name: "operator", user: { token } }],
+        contexts: [{ name: "test", context: { cluster: "test", user: "operator" } }],
+        "current-context": "test",
+      }),
+      { mode: 0o600 },
+    );
     writeFileSync(
       keyPath,
       generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
@@ -67,7 +104,7 @@ spec:
       [
         "operator",
         "--kubeconfig",
-        cp.kubeconfig,
+        kubeconfig,
         "--signing-key",
         keyPath,
         "--lease-namespace",
@@ -97,6 +134,22 @@ spec:
     ]);
     expect(res.code).to.equal(2);
     expect(res.stderr).to.include("--signing-key");
+  });
+
+  it("its ServiceAccount can do what it needs and no more", async function () {
+    const as = `--as=system:serviceaccount:${ns}:airlock-operator`;
+    const can = async (...args: string[]): Promise<string> =>
+      (await cp.kubectl(["auth", "can-i", as, ...args])).stdout.trim();
+    expect(await can("list", "egresspolicies.airlock.dev", "-A")).to.equal("yes");
+    expect(await can("patch", "egresspolicies.airlock.dev", "--subresource=status", "-n", ns)).to.equal(
+      "yes",
+    );
+    expect(await can("create", "roles", "-n", ns)).to.equal("yes");
+    expect(await can("update", "egresspolicies.airlock.dev", "-n", ns)).to.equal("no");
+    expect(await can("delete", "secrets", "-n", ns)).to.equal("no");
+    expect(await can("create", "pods", "-n", ns)).to.equal("no");
+    expect(await can("create", "clusterroles")).to.equal("no");
+    expect(await can("create", "clusterrolebindings")).to.equal("no");
   });
 
   it("takes the Lease", async function () {
