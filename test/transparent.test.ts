@@ -72,6 +72,17 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
       .split("\n")
       .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
       .map((l) => JSON.parse(l) as WorldRecord);
+  /** Records after index `from` whose URL starts with `path`: waits up to `ms` for the first one. */
+  const recordsFor = async (from: number, path: string, ms: number): Promise<WorldRecord[]> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const got = records()
+        .slice(from)
+        .filter((r) => r.url?.startsWith(path));
+      if (got.length > 0 || Date.now() >= deadline) return got;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
   const agentEnv = (): Record<string, string> => ({
     CURL_CA_BUNDLE: bundle,
     SSL_CERT_FILE: bundle,
@@ -241,12 +252,19 @@ stringData: {token: ${SECRET}}
         if (client !== "git") expect(status, res.stderr).to.equal(c.status);
         expect(res.stdout + res.stderr).not.to.include(SECRET);
         const path = new URL(url).pathname;
-        const got = records()
-          .slice(before)
-          .filter((r) => r.url?.startsWith(path));
+        // The world's record arrives on another process's stdout: give it a moment either way.
+        let got = await recordsFor(before, path, c.sent === "nothing" ? 300 : 3000);
+        if (client === "git" && c.sent !== "nothing" && got.length === 0) {
+          // git has been seen, rarely, to give up before sending anything (cause not yet found;
+          // see the closing note of this change). One retry; the assertion below still fails if
+          // the second attempt sends nothing either.
+          const again = await agent(command(url));
+          got = await recordsFor(before, path, 3000);
+          expect(got.length, `first: ${res.stderr}\nsecond: ${again.stderr}`).to.be.at.least(1);
+        }
         if (c.sent === "nothing") expect(got).to.deep.equal([]);
         else {
-          expect(got.length).to.be.at.least(1);
+          expect(got.length, `${res.stdout}\n${res.stderr}`).to.be.at.least(1);
           for (const r of got)
             expect(r.headers?.authorization).to.equal(
               c.sent === "credential" ? `Bearer ${SECRET}` : undefined,
@@ -271,6 +289,7 @@ stringData: {token: ${SECRET}}
     expect(steered.stdout).to.match(/\n200$/);
     const mismatch = await curl(["-H", "Host: registry.example.test", "https://api.example.test/x"]);
     expect(mismatch.stdout).to.match(/HostMismatch[\s\S]*\n403$/);
+    await recordsFor(before, "/steer", 3000);
     const got = records().slice(before);
     expect(got.map((r) => `${r.address} ${r.url ?? ""}`)).to.deep.equal(["10.77.1.10 /steer"]);
   });
