@@ -255,9 +255,8 @@ stringData: {token: ${SECRET}}
         // The world's record arrives on another process's stdout: give it a moment either way.
         let got = await recordsFor(before, path, c.sent === "nothing" ? 300 : 3000);
         if (client === "git" && c.sent !== "nothing" && got.length === 0) {
-          // git has been seen, rarely, to give up before sending anything (cause not yet found;
-          // see the closing note of this change). One retry; the assertion below still fails if
-          // the second attempt sends nothing either.
+          // git has been seen, rarely, to give up before sending anything; the cause is not yet
+          // found. One retry, and this still fails if the second attempt sends nothing either.
           const again = await agent(command(url));
           got = await recordsFor(before, path, 3000);
           expect(got.length, `first: ${res.stderr}\nsecond: ${again.stderr}`).to.be.at.least(1);
