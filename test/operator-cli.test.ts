@@ -6,7 +6,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
-import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+import {
+  CONTROL_PLANE_TIMEOUT_MS,
+  installAirlockCrds,
+  sharedControlPlane,
+  type ControlPlane,
+} from "./helpers/control-plane.ts";
 
 describe("airlock operator command (control plane): a real operator process", function () {
   let cp: ControlPlane;
@@ -45,17 +50,8 @@ spec:
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
-    for (const args of [
-      ["apply", "-f", join(ROOT, "crds")],
-      [
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/egresspolicies.airlock.dev",
-        "crd/credentials.airlock.dev",
-      ],
-      ["create", "namespace", ns],
-    ]) {
+    await installAirlockCrds(cp);
+    for (const args of [["create", "namespace", ns]]) {
       const res = await cp.kubectl(args);
       if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
     }

@@ -3,11 +3,14 @@
 import { expect } from "chai";
 import { KubeConfig } from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { desiredRbac } from "../operator/core/rbac.ts";
 import { INJECTED_ANNOTATION, KubeCluster } from "../operator/kube/cluster.ts";
-import { ROOT } from "./helpers/cli.ts";
-import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+import {
+  CONTROL_PLANE_TIMEOUT_MS,
+  installAirlockCrds,
+  sharedControlPlane,
+  type ControlPlane,
+} from "./helpers/control-plane.ts";
 
 describe("operator cluster seam (control plane): reads and writes through client-node", function () {
   this.timeout(60_000); // polls for up to 20 s; the repo default is 20 s per test
@@ -23,13 +26,7 @@ describe("operator cluster seam (control plane): reads and writes through client
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
-    await kubectl(["apply", "-f", join(ROOT, "crds")]);
-    await kubectl([
-      "wait",
-      "--for=condition=Established",
-      "crd/egresspolicies.airlock.dev",
-      "crd/credentials.airlock.dev",
-    ]);
+    await installAirlockCrds(cp);
     await kubectl(["create", "namespace", ns]);
     await kubectl(["-n", ns, "create", "serviceaccount", "agent"]);
     const config = new KubeConfig();

@@ -5,7 +5,6 @@
 import { expect } from "chai";
 import { KubeConfig } from "@kubernetes/client-node";
 import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
-import { join } from "node:path";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { parseCidr } from "../sidecar/net/address.ts";
 import { createAuditLog } from "../sidecar/observe/audit.ts";
@@ -13,8 +12,12 @@ import { StaticSecrets } from "../sidecar/proxy/secrets.ts";
 import { startSidecar, type RunningSidecar } from "../sidecar/runtime.ts";
 import { INJECTED_ANNOTATION } from "../operator/kube/cluster.ts";
 import { runOperator, type RunningOperator } from "../operator/run.ts";
-import { ROOT } from "./helpers/cli.ts";
-import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+import {
+  CONTROL_PLANE_TIMEOUT_MS,
+  installAirlockCrds,
+  sharedControlPlane,
+  type ControlPlane,
+} from "./helpers/control-plane.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
 import { connect, parseResponse, readUntil } from "./helpers/raw.ts";
 
@@ -150,13 +153,7 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
-    await kubectl(["apply", "-f", join(ROOT, "crds")]);
-    await kubectl([
-      "wait",
-      "--for=condition=Established",
-      "crd/egresspolicies.airlock.dev",
-      "crd/credentials.airlock.dev",
-    ]);
+    await installAirlockCrds(cp);
     await kubectl(["create", "namespace", ns]);
     await kubectl(["-n", ns, "create", "serviceaccount", "agent"]);
     upstream = await startEchoUpstream({ tls: true });

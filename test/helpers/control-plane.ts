@@ -7,7 +7,7 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CommandResult } from "./cli.ts";
+import { ROOT, type CommandResult } from "./cli.ts";
 import { adminKubeconfig, makeControlPlanePki } from "./control-plane-pki.ts";
 import { alive, ensureBinaries, stopPid, trackDir, trackPid, untrackDir } from "./control-plane-processes.ts";
 
@@ -287,4 +287,21 @@ export async function stopSharedControlPlane(): Promise<void> {
   shared = undefined;
   sharedStarted = undefined;
   await running?.stop();
+}
+
+/** Applies crds/ and waits until both CRDs are Established; throws with kubectl's stderr otherwise. */
+export async function installAirlockCrds(cp: ControlPlane): Promise<void> {
+  for (const args of [
+    ["apply", "-f", join(ROOT, "crds")],
+    [
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/egresspolicies.airlock.dev",
+      "crd/credentials.airlock.dev",
+    ],
+  ]) {
+    const res = await cp.kubectl(args);
+    if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
+  }
 }
