@@ -5,11 +5,18 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
+import type { AddressInfo } from "node:net";
+import { parseListen } from "../sidecar/cli/flags.ts";
+import { PORTS } from "../sidecar/constants.ts";
+import { createAdminServer } from "../sidecar/observe/admin-server.ts";
 import { createAuditLog } from "../sidecar/observe/audit.ts";
+import type { ListenAddress } from "../sidecar/runtime.ts";
+import { createOperatorMetrics } from "./metrics.ts";
 import { runOperator } from "./run.ts";
 
 export const OPERATOR_USAGE = `usage: airlock operator --signing-key PEM [--kubeconfig PATH] [--lease-namespace NS]
                         [--identity NAME] [--control-port N] [--resync SECONDS]
+                        [--lease-seconds SECONDS] [--metrics HOST:PORT]
 
 Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig).
   --signing-key PEM      the Ed25519 private key bundles are signed with (sidecars hold the public half)
@@ -18,6 +25,9 @@ Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig)
   --identity NAME        this replica's name in the Lease (default: env POD_NAME, else the host name)
   --control-port N       the sidecars' control port (default 15443)
   --resync SECONDS       full resync period (default 30)
+  --lease-seconds N      how long a silent leader keeps the Lease before another replica takes it
+                         (default 15)
+  --metrics HOST:PORT    /metrics, /healthz, /readyz (default 0.0.0.0:${String(PORTS.metrics)})
 Stops on SIGINT/SIGTERM, releasing the Lease so another replica takes over at once.`;
 
 class OperatorUsageError extends Error {}
@@ -47,6 +57,8 @@ export async function operatorCommand(argv: string[]): Promise<number> {
       identity: { type: "string", default: process.env.POD_NAME ?? hostname() },
       "control-port": { type: "string" },
       resync: { type: "string", default: "30" },
+      "lease-seconds": { type: "string", default: "15" },
+      metrics: { type: "string", default: `0.0.0.0:${String(PORTS.metrics)}` },
     },
     strict: true,
   });
@@ -66,26 +78,49 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     const port = values["control-port"] === undefined ? undefined : Number(values["control-port"]);
     if (!Number.isFinite(resync) || resync <= 0)
       throw new OperatorUsageError("--resync must be a positive number of seconds");
+    const leaseSeconds = Number(values["lease-seconds"]);
+    if (!Number.isInteger(leaseSeconds) || leaseSeconds < 3)
+      throw new OperatorUsageError("--lease-seconds must be a whole number of seconds, at least 3");
+    let metricsAt: ListenAddress;
+    try {
+      metricsAt = parseListen("metrics", values.metrics);
+    } catch (err) {
+      throw new OperatorUsageError((err as Error).message);
+    }
     if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536))
       throw new OperatorUsageError("--control-port must be a TCP port");
     const log = createAuditLog({}, {});
+    const metrics = createOperatorMetrics({ defaults: true });
+    const admin = createAdminServer(metrics.registry, () => true);
+    await new Promise<void>((resolve, reject) => {
+      admin.once("error", (err) => {
+        reject(new OperatorUsageError(`--metrics ${values.metrics}: ${err.message}`));
+      });
+      admin.listen(metricsAt.port, metricsAt.host, resolve);
+    });
+    const bound = admin.address() as AddressInfo;
     const operator = runOperator({
       config,
       privateKey,
       leaseNamespace: values["lease-namespace"],
       identity: values.identity,
       resyncMs: resync * 1000,
+      leaseSeconds,
+      metrics,
       ...(port !== undefined ? { controlPort: port } : {}),
       log,
     });
+    const host = bound.address.includes(":") ? `[${bound.address}]` : bound.address;
     process.stderr.write(
-      `operator ${values.identity} started (lease ${values["lease-namespace"]}/airlock-operator)\n`,
+      `operator ${values.identity} started (lease ${values["lease-namespace"]}/airlock-operator); ` +
+        `metrics on http://${host}:${String(bound.port)}\n`,
     );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
     await operator.stop();
+    await new Promise((resolve) => admin.close(resolve));
     return 0;
   } catch (err) {
     if (!(err instanceof OperatorUsageError)) throw err;

@@ -8,6 +8,7 @@ import https from "node:https";
 import { signBundle } from "../sidecar/control/bundle.ts";
 import type { PushAnswer } from "../sidecar/control/server.ts";
 import type { PushTarget } from "./core/pods.ts";
+import type { PushResult } from "./metrics.ts";
 import type { SidecarReport } from "./core/snapshot.ts";
 
 /** The sidecar's control port (the webhook configures the sidecar to listen here). */
@@ -22,6 +23,8 @@ export interface PushOptions {
   timeoutMs?: number;
   /** Pushes in flight at once (default 8). */
   concurrency?: number;
+  /** Told how each push ended (metrics). */
+  onResult?: (result: PushResult) => void;
 }
 
 interface Reply {
@@ -99,19 +102,33 @@ export async function pushBundle(
   options: PushOptions,
   previous?: SidecarReport,
 ): Promise<SidecarReport> {
+  const { report, result } = await pushOnce(target, options, previous);
+  options.onResult?.(result);
+  return report;
+}
+
+async function pushOnce(
+  target: PushTarget,
+  options: PushOptions,
+  previous?: SidecarReport,
+): Promise<{ report: SidecarReport; result: PushResult }> {
   const port = options.port ?? CONTROL_PORT;
   const timeoutMs = options.timeoutMs ?? 5000;
-  const unreachable = (message: string): SidecarReport => ({
-    generation: previous?.generation ?? 0,
-    hash: previous?.hash ?? null,
-    lastError: { reason: "Unreachable", message, hash: target.hash },
+  const unreachable = (message: string) => ({
+    result: "unreachable" as const,
+    report: {
+      generation: previous?.generation ?? 0,
+      hash: previous?.hash ?? null,
+      lastError: { reason: "Unreachable", message, hash: target.hash },
+    },
   });
   try {
     const reply = await call("GET", target.podIP, port, "/v1/status", timeoutMs);
     const status = reply.status === 200 ? parseStatus(reply.body) : undefined;
     if (status === undefined)
       return unreachable(`GET /v1/status: HTTP ${reply.status}, not a sidecar status`);
-    if (status.hash === target.hash) return { generation: status.generation, hash: status.hash };
+    if (status.hash === target.hash)
+      return { result: "unchanged", report: { generation: status.generation, hash: status.hash } };
     const signed = signBundle(
       {
         apiVersion: "airlock.dev/v1alpha1",
@@ -126,16 +143,19 @@ export async function pushBundle(
     const posted = await call("POST", target.podIP, port, "/v1/bundle", timeoutMs, signed);
     const answer = posted.body as Partial<PushAnswer> | null;
     if (answer?.result === "ACK" && typeof answer.generation === "number")
-      return { generation: answer.generation, hash: answer.hash ?? target.hash };
+      return { result: "ack", report: { generation: answer.generation, hash: answer.hash ?? target.hash } };
     if (answer?.result === "NACK" && typeof answer.reason === "string") {
       return {
-        generation: typeof answer.generation === "number" ? answer.generation : status.generation,
-        hash: typeof answer.hash === "string" ? answer.hash : status.hash,
-        lastError: {
-          reason: answer.reason,
-          message: typeof answer.message === "string" ? answer.message : "",
-          ...(Array.isArray(answer.errors) ? { errors: answer.errors } : {}),
-          hash: target.hash,
+        result: "nack",
+        report: {
+          generation: typeof answer.generation === "number" ? answer.generation : status.generation,
+          hash: typeof answer.hash === "string" ? answer.hash : status.hash,
+          lastError: {
+            reason: answer.reason,
+            message: typeof answer.message === "string" ? answer.message : "",
+            ...(Array.isArray(answer.errors) ? { errors: answer.errors } : {}),
+            hash: target.hash,
+          },
         },
       };
     }

@@ -6,12 +6,13 @@
 // GET only).
 
 import type { Logger } from "pino";
-import { statusOf, statusUpdate, statusEqual } from "./core/conditions.ts";
+import { statusOf, statusUpdate, statusEqual, type DesiredStatus } from "./core/conditions.ts";
 import { desiredState, type DesiredState } from "./core/desired.ts";
 import { WorkQueue } from "./core/queue.ts";
 import { grantsFromRoles } from "./core/rbac.ts";
 import { rawMeta, type SidecarReport, type Snapshot } from "./core/snapshot.ts";
 import type { Cluster, NamespaceObjects, StatusKind } from "./kube/cluster.ts";
+import type { OperatorMetrics } from "./metrics.ts";
 import { pushAll, type PushOptions } from "./push.ts";
 
 /** How the reconciler runs. */
@@ -23,6 +24,7 @@ export interface ReconcilerOptions {
   /** Namespaces reconciled at once (default 2; one namespace is never reconciled twice at once). */
   workers?: number;
   log?: Logger;
+  metrics?: OperatorMetrics;
   /** RFC 3339 time for condition transitions (injectable for tests). */
   now?: () => string;
 }
@@ -60,6 +62,11 @@ export class Reconciler {
   #stopWatch: (() => void) | undefined;
   #resync: ReturnType<typeof setInterval> | undefined;
   #workers: Promise<void>[] = [];
+  /** Per namespace: when a watch event first arrived since the last reconcile began. */
+  readonly #changedAt = new Map<string, number>();
+  /** Per namespace: the push targets (uid=hash) every sidecar last ACKed, and since when a newer set waits. */
+  readonly #converged = new Map<string, string>();
+  readonly #pendingSince = new Map<string, number>();
 
   constructor(options: ReconcilerOptions) {
     this.#options = options;
@@ -68,6 +75,7 @@ export class Reconciler {
   /** Starts watching, resyncing and the workers; every known namespace is enqueued at once. */
   start(): void {
     this.#stopWatch = this.#options.cluster.watch((ns) => {
+      if (!this.#changedAt.has(ns)) this.#changedAt.set(ns, Date.now());
       this.#queue.add(ns);
     });
     this.#resync = setInterval(() => void this.resync(), this.#options.resyncMs ?? 30_000);
@@ -108,6 +116,7 @@ export class Reconciler {
         else this.#queue.forget(ns);
       } catch (err) {
         this.#options.log?.warn({ err, namespace: ns }, "reconcile failed");
+        this.#options.metrics?.reconciles.inc({ kind: "Namespace", result: "Error" });
         this.#queue.addRateLimited(ns);
       } finally {
         this.#queue.done(ns);
@@ -135,12 +144,33 @@ export class Reconciler {
    * arrives), then pushes, then statuses computed with the fresh sidecar reports. Throws on API errors.
    */
   async reconcile(ns: string): Promise<ReconcileResult> {
-    const { cluster } = this.#options;
+    const seen = this.#changedAt.get(ns);
+    this.#changedAt.delete(ns);
+    try {
+      return await this.#reconcile(ns, seen);
+    } catch (err) {
+      // Not reconciled after all: the change still waits, from when it was first seen.
+      const later = this.#changedAt.get(ns);
+      if (seen !== undefined) this.#changedAt.set(ns, Math.min(seen, later ?? seen));
+      throw err;
+    }
+  }
+
+  async #reconcile(ns: string, seen: number | undefined): Promise<ReconcileResult> {
+    const { cluster, metrics } = this.#options;
     const objects = await cluster.read(ns);
     const first = desiredState(this.#snapshot(ns, objects));
     const rbacWrites = await this.#reconcileRbac(ns, objects, first);
 
-    const pushed = await pushAll(first.pushes, this.#options.push, this.#reports);
+    let posted = false;
+    const pushOptions: PushOptions = {
+      ...this.#options.push,
+      onResult: (result) => {
+        metrics?.pushes.inc({ result });
+        if (result === "ack") posted = true;
+      },
+    };
+    const pushed = await pushAll(first.pushes, pushOptions, this.#reports);
     let failedPushes = 0;
     for (const target of first.pushes) {
       const report = pushed.get(target.uid);
@@ -149,6 +179,7 @@ export class Reconciler {
       if (report.hash !== target.hash) failedPushes++;
     }
     const desired = pushed.size === 0 ? first : desiredState(this.#snapshot(ns, objects));
+    this.#observeConvergence(ns, first, seen, failedPushes === 0, posted);
 
     const now = (this.#options.now ?? (() => new Date().toISOString()))();
     let statusWrites = 0;
@@ -167,10 +198,49 @@ export class Reconciler {
     };
     await write("EgressPolicy", objects.policies, desired.policies);
     await write("Credential", objects.credentials, desired.credentials);
+    if (metrics) {
+      const ready = (s: DesiredStatus) => s.conditions[0]?.reason ?? "Unknown"; // Ready is the only condition
+      for (const { status } of desired.policies)
+        metrics.reconciles.inc({ kind: "EgressPolicy", result: ready(status) });
+      for (const { status } of desired.credentials)
+        metrics.reconciles.inc({ kind: "Credential", result: ready(status) });
+    }
     // Converged pushes can shrink RBAC (make-before-break ends): look again with the new reports.
     if (pushed.size > 0 && failedPushes === 0) this.#queue.add(ns);
     this.#options.log?.debug({ namespace: ns, statusWrites, rbacWrites, failedPushes }, "reconciled");
     return { desired, failedPushes, statusWrites, rbacWrites };
+  }
+
+  /**
+   * airlock_operator_convergence_seconds: a namespace's push targets (pod uid → bundle hash) that
+   * differ from the last set every sidecar ACKed are a change in flight, timed from the watch event
+   * that first showed it until a pass ends with every target ACKed. Passes that change no bundle
+   * (status echoes, resyncs) and a new leader finding sidecars already current are not observed.
+   */
+  #observeConvergence(
+    ns: string,
+    desired: DesiredState,
+    seen: number | undefined,
+    allAcked: boolean,
+    posted: boolean,
+  ): void {
+    const targets = desired.pushes
+      .map((t) => `${t.uid}=${t.hash}`)
+      .sort()
+      .join(",");
+    if (this.#converged.get(ns) === targets) {
+      this.#pendingSince.delete(ns); // back where every sidecar already was (e.g. a pod that never ACKed left)
+      return;
+    }
+    const since = this.#pendingSince.get(ns) ?? seen;
+    if (!allAcked) {
+      if (since !== undefined) this.#pendingSince.set(ns, since);
+      return;
+    }
+    if (since !== undefined && posted)
+      this.#options.metrics?.convergence.observe((Date.now() - since) / 1000);
+    this.#converged.set(ns, targets);
+    this.#pendingSince.delete(ns);
   }
 
   async #reconcileRbac(ns: string, objects: NamespaceObjects, desired: DesiredState): Promise<number> {

@@ -6,6 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { KubeCluster } from "./kube/cluster.ts";
 import { LeaderElector } from "./kube/leader.ts";
+import type { OperatorMetrics } from "./metrics.ts";
 import { Reconciler } from "./reconciler.ts";
 
 /** What the operator needs to run. */
@@ -22,6 +23,7 @@ export interface OperatorOptions {
   resyncMs?: number;
   leaseSeconds?: number;
   log?: Logger;
+  metrics?: OperatorMetrics;
 }
 
 /** A running operator replica. */
@@ -45,6 +47,7 @@ export function runOperator(options: OperatorOptions): RunningOperator {
     ...(options.leaseSeconds === undefined ? {} : { leaseSeconds: options.leaseSeconds }),
     onStartedLeading: () => {
       options.log?.info({ identity: options.identity }, "started leading");
+      options.metrics?.leading.set(1);
       reconciler = new Reconciler({
         cluster,
         push: {
@@ -53,11 +56,13 @@ export function runOperator(options: OperatorOptions): RunningOperator {
         },
         ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
         ...(options.log ? { log: options.log } : {}),
+        ...(options.metrics ? { metrics: options.metrics } : {}),
       });
       reconciler.start();
     },
     onStoppedLeading: () => {
       options.log?.info({ identity: options.identity }, "stopped leading");
+      options.metrics?.leading.set(0);
       const current = reconciler;
       reconciler = undefined;
       if (current) stopping = stopping.then(() => current.stop());

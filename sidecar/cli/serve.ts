@@ -113,6 +113,8 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   });
   process.stderr.write(`metrics on ${url(sidecar.metricsAddress)}\n`);
   if (sidecar.transparentAddress) process.stderr.write(`transparent on ${url(sidecar.transparentAddress)}\n`);
+  if (sidecar.controlAddress)
+    process.stderr.write(`control on ${url(sidecar.controlAddress).replace(/^http:/, "https:")}\n`);
   if (sidecar.dnsAddress) {
     const { host, port } = sidecar.dnsAddress;
     process.stderr.write(`dns on ${host.includes(":") ? `[${host}]` : host}:${port} (udp, tcp)\n`);
