@@ -2,16 +2,20 @@
 // Lease, writes status on what is applied with kubectl, and releases the Lease when stopped.
 import { expect } from "chai";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dump, loadAll } from "js-yaml";
 import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
   sharedControlPlane,
+  writeTokenKubeconfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
+
+const INVALID = join(ROOT, "crds/samples/invalid");
 
 describe("airlock operator command (control plane): a real operator process", function () {
   let cp: ControlPlane;
@@ -71,26 +75,7 @@ spec:
       if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
     }
     const token = await cp.serviceAccountToken(ns, "airlock-operator");
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "test",
-            cluster: {
-              server: cp.server,
-              "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
-            },
-          },
-        ],
-        users: [{ name: "operator", user: { token } }],
-        contexts: [{ name: "test", context: { cluster: "test", user: "operator" } }],
-        "current-context": "test",
-      }),
-      { mode: 0o600 },
-    );
+    writeTokenKubeconfig(cp, kubeconfig, token);
     writeFileSync(
       keyPath,
       generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
@@ -196,6 +181,43 @@ spec:
     ]);
     expect(message).to.include("spec.egress[0].paths[0]");
   });
+
+  // Each sample goes in as kubectl would send it; the API server refuses it at the field path, or
+  // it is stored and the operator reports InvalidSpec with that path.
+  for (const file of readdirSync(INVALID).filter((f) => f.endsWith(".yaml"))) {
+    it(`invalid sample ${file}: refused by the API server or InvalidSpec, at its field path`, async function () {
+      const text = readFileSync(join(INVALID, file), "utf8");
+      const expected = /^# expect: (\S+)/m.exec(text)?.[1] ?? "";
+      expect(expected, `${file} must start with "# expect: <field path>"`).to.not.equal("");
+      const items = loadAll(text).map((doc) => {
+        const obj = doc as { kind: string; metadata: { name: string; namespace?: string } };
+        obj.metadata.namespace = ns;
+        return obj;
+      });
+      const res = await cp.kubectl(["apply", "-f", "-"], {
+        input: items.map((item) => dump(item)).join("---\n"),
+      });
+      if (res.code !== 0) {
+        // Where the API server's own message locates it, when that differs (e.g. a duplicate list key).
+        const apiExpected = /^# expect-api: (\S+)/m.exec(text)?.[1] ?? expected;
+        const escaped = apiExpected.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        expect(res.stderr).to.match(new RegExp(`${escaped}(: |")`)); // "path: problem" or unknown field "path"
+        return;
+      }
+      const cr = items.find((o) => o.kind === "EgressPolicy" || o.kind === "Credential");
+      if (cr === undefined) throw new Error(`${file} holds no EgressPolicy or Credential`);
+      const condition = (field: string) =>
+        jsonpath([
+          "get",
+          cr.kind.toLowerCase(),
+          cr.metadata.name,
+          "-o",
+          `jsonpath={.status.conditions[?(@.type=="Ready")].${field}}`,
+        ]);
+      await eventually(() => condition("reason"), /^InvalidSpec$/);
+      expect(await condition("message")).to.include(expected);
+    });
+  }
 
   it("stops on SIGTERM (exit 0) and releases the Lease", async function () {
     operator.child.kill("SIGTERM");

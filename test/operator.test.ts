@@ -1,36 +1,66 @@
-// The operator end to end (control plane): a real kube-apiserver, pods created with kubectl (no
-// kubelet: their status is patched to Running with a loopback pod IP), real sidecars in-process on
-// those IPs with the operator's public key, and the operator (Lease + reconciler) in-process with
-// the admin kubeconfig. Asserts what results: enforcement through the sidecar, .status, RBAC.
+// The operator end to end (control plane), every part a real process: a real kube-apiserver; pods
+// created with kubectl (no kubelet: their status is patched to Running with a loopback pod IP);
+// `airlock sidecar` on each pod IP holding the operator's public key and reading Secrets with the
+// pods' own ServiceAccount token; two `airlock operator` replicas with the token of a ServiceAccount
+// bound to exactly operator/rbac/clusterrole.yaml. Asserts what results: enforcement through each
+// sidecar, .status, RBAC, metrics, and the Lease handing over.
 import { expect } from "chai";
-import { KubeConfig } from "@kubernetes/client-node";
-import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
-import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
-import { parseCidr } from "../sidecar/net/address.ts";
-import { createAuditLog } from "../sidecar/observe/audit.ts";
-import { StaticSecrets } from "../sidecar/proxy/secrets.ts";
-import { startSidecar, type RunningSidecar } from "../sidecar/runtime.ts";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { INJECTED_ANNOTATION } from "../operator/kube/cluster.ts";
-import { runOperator, type RunningOperator } from "../operator/run.ts";
+import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
+import { ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
   sharedControlPlane,
+  writeTokenKubeconfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
-import { curl, pemBundle } from "./helpers/curl.ts";
+import { curl } from "./helpers/curl.ts";
 import { connect, parseResponse, readUntil } from "./helpers/raw.ts";
 
-const POD_IPS = ["127.0.0.2", "127.0.0.3"];
+/** The operators' Lease period; the leader election retries every 2 s. */
+const LEASE_SECONDS = 5;
 
-describe("operator (control plane): policies reach sidecars, status and RBAC follow", function () {
+interface SidecarProcess {
+  pod: string;
+  proxy: string;
+  caPath: string;
+  command: RunningCommand;
+}
+
+interface OperatorProcess {
+  metrics: string;
+  command: RunningCommand;
+}
+
+async function stop(command: RunningCommand, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (command.child.exitCode !== null || command.child.signalCode !== null) return;
+  command.child.kill(signal);
+  await command.exited;
+}
+
+describe("operator (control plane): operator and sidecar processes, least privilege", function () {
   this.timeout(60_000); // polls for up to 20 s; the repo default is 20 s per test
   let cp: ControlPlane;
   let upstream: EchoUpstream;
-  let operator: RunningOperator;
-  const sidecars: RunningSidecar[] = [];
   const ns = `airlock-op-${randomBytes(3).toString("hex")}`;
+  const dir = mkdtempSync(join(tmpdir(), "airlock-op-"));
   const keys = generateKeyPairSync("ed25519");
+  const files = {
+    signingKey: join(dir, "signing-key.pem"),
+    bundleKey: join(dir, "bundle-key.pem"),
+    otherKey: join(dir, "other-bundle-key.pem"),
+    upstreamCa: join(dir, "upstream-ca.pem"),
+    operatorKubeconfig: join(dir, "operator.kubeconfig"),
+    agentKubeconfig: join(dir, "agent.kubeconfig"),
+  };
+  const sidecars: SidecarProcess[] = [];
+  const operators = new Map<string, OperatorProcess>();
+  let controlPort = 0;
 
   const kubectl = async (args: string[], input?: string): Promise<string> => {
     const res = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -44,6 +74,16 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
     metadata: { name, namespace: ns },
     spec: { podSelector: { matchLabels: { app: "agent" } }, egress },
   });
+  const apiPolicy = () =>
+    policy("agent", [
+      { name: "api", hosts: ["api.example.test"], ports: [upstream.port], credential: "api" },
+    ]);
+  const secret = (value: string) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "api-token", namespace: ns },
+    stringData: { token: value },
+  });
   const eventually = async <T>(probe: () => Promise<T>, want: unknown, ms = 20_000): Promise<void> => {
     const deadline = Date.now() + ms;
     let last: T | undefined;
@@ -54,39 +94,64 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
     }
     expect(last).to.deep.equal(want);
   };
-  const request = async (sidecar: RunningSidecar | undefined, host: string) => {
-    if (sidecar === undefined) throw new Error("no sidecar");
-    const before = upstream.received.length;
-    const res = await curl([
-      "-x",
-      `http://${sidecar.proxyAddress.host}:${sidecar.proxyAddress.port}`,
-      "--cacert",
-      pemBundle(sidecar.ca.certificatePem),
-      `https://${host}:${upstream.port}/x`,
-    ]);
-    const sent =
-      upstream.received.length > before ? upstream.received.at(-1)?.headers["x-api-key"] : undefined;
-    // A refused CONNECT carries the reason in the CONNECT response, which curl does not print.
-    const body = res.status === 403 && res.body === "" ? await refusedConnect(sidecar, host) : res.body;
-    const reason = res.status === 403 ? (JSON.parse(body) as { reason: string }).reason : undefined;
-    return {
-      status: res.status,
-      ...(reason ? { reason } : {}),
-      ...(typeof sent === "string" ? { sent } : {}),
-    };
+  const sidecar = (i: number): SidecarProcess => {
+    const s = sidecars[i];
+    if (s === undefined) throw new Error(`no sidecar ${String(i)}`);
+    return s;
   };
-  const refusedConnect = async (sidecar: RunningSidecar, host: string): Promise<string> => {
-    const socket = await connect(sidecar.proxyAddress.port, sidecar.proxyAddress.host);
+  const operator = (identity: string): OperatorProcess => {
+    const o = operators.get(identity);
+    if (o === undefined) throw new Error(`no operator ${identity}`);
+    return o;
+  };
+
+  // One request through a sidecar's explicit proxy: status, the refusal's reason, and the API key
+  // the upstream received (only when this request reached it).
+  const reasonOf = (body: string): string => {
+    try {
+      return (JSON.parse(body) as { reason: string }).reason;
+    } catch {
+      // The policy may change between curl's request and refusedConnect's: reported, and retried.
+      return `not a refusal body: ${JSON.stringify(body)}`;
+    }
+  };
+  const refusedConnect = async (s: SidecarProcess, host: string): Promise<string> => {
+    const url = new URL(s.proxy);
+    const socket = await connect(Number(url.port), url.hostname);
     socket.write(`CONNECT ${host}:${upstream.port} HTTP/1.1\r\nhost: ${host}:${upstream.port}\r\n\r\n`);
     const text = await readUntil(socket, () => false);
     socket.destroy();
     return parseResponse(text).body;
   };
+  const request = async (s: SidecarProcess, host: string) => {
+    const before = upstream.received.length;
+    const res = await curl(["-x", s.proxy, "--cacert", s.caPath, `https://${host}:${upstream.port}/x`]);
+    const sent =
+      upstream.received.length > before ? upstream.received.at(-1)?.headers["x-api-key"] : undefined;
+    // A refused CONNECT carries the reason in the CONNECT response, which curl does not print.
+    const body = res.status === 403 && res.body === "" ? await refusedConnect(s, host) : res.body;
+    return {
+      status: res.status,
+      ...(res.status === 403 ? { reason: reasonOf(body) } : {}),
+      ...(typeof sent === "string" ? { sent } : {}),
+    };
+  };
+  const everySidecar = async (host: string, want: unknown): Promise<void> => {
+    for (const s of sidecars) await eventually(() => request(s, host), want);
+  };
+
   const ready = async (name: string) => {
     const obj = JSON.parse(await kubectl(["-n", ns, "get", "egresspolicy", name, "-o", "json"])) as {
+      metadata: { generation: number };
       status?: {
         syncedPods?: number;
-        conditions?: { type: string; status: string; reason: string; message: string }[];
+        conditions?: {
+          type: string;
+          status: string;
+          reason: string;
+          message: string;
+          observedGeneration?: number;
+        }[];
       };
     };
     const c = obj.status?.conditions?.find((x) => x.type === "Ready");
@@ -94,34 +159,43 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
       status: c?.status,
       reason: c?.reason,
       syncedPods: obj.status?.syncedPods,
+      current: c?.observedGeneration === obj.metadata.generation,
       message: c?.message ?? "",
     };
   };
   const readyOf = async (name: string) => {
-    const { status, reason, syncedPods } = await ready(name);
-    return { status, reason, syncedPods };
+    const { status, reason, syncedPods, current } = await ready(name);
+    return { status, reason, syncedPods, current };
+  };
+  const leaseHolder = async (): Promise<string> =>
+    (
+      await kubectl(["-n", ns, "get", "lease", "airlock-operator", "-o", "jsonpath={.spec.holderIdentity}"])
+    ).trim();
+  const metrics = async (identity: string): Promise<string> =>
+    (await fetch(`${operator(identity).metrics}/metrics`)).text();
+  const sample = (text: string, series: string): number | undefined => {
+    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
 
-  // Pod `pod` at `ip` (Running, injected) with a sidecar there trusting `publicKey`; returns its control port.
-  const addPod = async (pod: string, ip: string, publicKey: KeyObject, port: number): Promise<number> => {
-    const allow = parseCidr("127.0.0.1/32");
-    if (!allow.ok) throw new Error(allow.message);
-    const sidecar = await startSidecar({
-      listen: { host: ip, port: 0 },
-      metrics: { host: ip, port: 0 },
-      control: { listen: { host: ip, port }, publicKey },
-      secrets: new StaticSecrets([
-        { namespace: ns, name: "api-token", data: new Map([["token", Buffer.from("s3cret")]]) },
-      ]),
-      log: createAuditLog({}, { level: "silent" }),
-      pins: new Map([
-        ["api.example.test", ["127.0.0.1"]],
-        ["other.example.test", ["127.0.0.1"]],
-      ]),
-      allowAddresses: [allow.value],
-      upstreamCa: [upstream.caPem],
-    });
-    sidecars.push(sidecar);
+  // Pod `pod` at `ip` (Running, injected) and `airlock sidecar` there trusting `bundleKey`.
+  const addPod = async (pod: string, ip: string, bundleKey: string): Promise<SidecarProcess> => {
+    const caPath = join(dir, `${pod}-ca.pem`);
+    const command = await startAirlock(
+      [
+        "sidecar",
+        ...["--listen", `${ip}:0`, "--metrics", `${ip}:0`, "--transparent", `${ip}:0`, "--dns", `${ip}:0`],
+        ...["--control", `${ip}:${String(controlPort)}`, "--bundle-key", bundleKey],
+        ...["--kubeconfig", files.agentKubeconfig],
+        ...["--trust-bundle", join(dir, `${pod}-trust.pem`), "--ca-out", caPath],
+        ...["--upstream-ca", files.upstreamCa, "--allow-address", "127.0.0.1/32"],
+        ...["--resolve", "api.example.test:127.0.0.1", "--resolve", "other.example.test:127.0.0.1"],
+        ...["--pod", pod, "--namespace", ns, "--service-account", "agent", "--log-level", "warn"],
+      ],
+      /listening on http:\/\/\S+\n/,
+    );
+    const proxy = /listening on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "";
+    if (controlPort === 0) controlPort = Number(/control on https:\/\/\S+:(\d+)/.exec(command.stderr())?.[1]);
     await apply({
       apiVersion: "v1",
       kind: "Pod",
@@ -137,81 +211,105 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
       },
     });
     await kubectl([
-      "-n",
-      ns,
-      "patch",
-      "pod",
-      pod,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
+      ...["-n", ns, "patch", "pod", pod, "--subresource=status", "--type=merge", "-p"],
       JSON.stringify({ status: { phase: "Running", podIP: ip, podIPs: [{ ip }] } }),
     ]);
-    return sidecar.controlAddress?.port ?? 0;
+    return { pod, proxy, caPath, command };
+  };
+
+  const startOperator = async (identity: string): Promise<void> => {
+    const command = await startAirlock(
+      [
+        "operator",
+        ...["--kubeconfig", files.operatorKubeconfig, "--signing-key", files.signingKey],
+        ...["--lease-namespace", ns, "--identity", identity, "--control-port", String(controlPort)],
+        ...["--resync", "2", "--lease-seconds", String(LEASE_SECONDS), "--metrics", "127.0.0.1:0"],
+      ],
+      /metrics on http:\/\/\S+\n/,
+    );
+    operators.set(identity, {
+      metrics: /metrics on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "",
+      command,
+    });
   };
 
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
     await installAirlockCrds(cp);
-    await kubectl(["create", "namespace", ns]);
-    await kubectl(["-n", ns, "create", "serviceaccount", "agent"]);
-    upstream = await startEchoUpstream({ tls: true });
-    let port = 0;
-    for (const [i, ip] of POD_IPS.entries()) port = await addPod(`agent-${i}`, ip, keys.publicKey, port);
-    const config = new KubeConfig();
-    config.loadFromFile(cp.kubeconfig);
-    operator = runOperator({
-      config,
-      privateKey: keys.privateKey,
-      leaseNamespace: ns,
-      identity: "operator-0",
-      controlPort: port,
-      resyncMs: 2000,
+    for (const args of [
+      ["create", "namespace", ns],
+      ["-n", ns, "create", "serviceaccount", "agent"],
+      ["-n", ns, "create", "serviceaccount", "airlock-operator"],
+      ["apply", "-f", join(ROOT, "operator/rbac/clusterrole.yaml")],
+      [
+        "create",
+        "clusterrolebinding",
+        ns,
+        "--clusterrole=airlock-operator",
+        `--serviceaccount=${ns}:airlock-operator`,
+      ],
+    ])
+      await kubectl(args);
+    writeTokenKubeconfig(cp, files.operatorKubeconfig, await cp.serviceAccountToken(ns, "airlock-operator"));
+    writeTokenKubeconfig(cp, files.agentKubeconfig, await cp.serviceAccountToken(ns, "agent"));
+    writeFileSync(files.signingKey, keys.privateKey.export({ type: "pkcs8", format: "pem" }), {
+      mode: 0o600,
     });
+    writeFileSync(files.bundleKey, keys.publicKey.export({ type: "spki", format: "pem" }));
+    writeFileSync(
+      files.otherKey,
+      generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }),
+    );
+    upstream = await startEchoUpstream({ tls: true });
+    writeFileSync(files.upstreamCa, upstream.caPem);
+    for (const [i, ip] of ["127.0.0.2", "127.0.0.3"].entries())
+      sidecars.push(await addPod(`agent-${String(i)}`, ip, files.bundleKey));
+    await startOperator("op-a");
+    await eventually(leaseHolder, "op-a");
+    await startOperator("op-b");
   });
   after(async function () {
-    await operator.stop();
-    await Promise.all(sidecars.map((s) => s.close()));
+    await Promise.all([...operators.values()].map((o) => stop(o.command, "SIGKILL")));
+    await Promise.all(sidecars.map((s) => stop(s.command)));
     await upstream.close();
   });
 
-  it("a pod no policy selects gets the empty bundle: everything blocks with NoRuleMatched", async function () {
-    await eventually(() => request(sidecars[0], "api.example.test"), {
-      status: 403,
-      reason: "NoRuleMatched",
-    });
-    expect(operator.leading).to.equal(true);
+  it("one operator replica leads and the other stands by (airlock_operator_leading)", async function () {
+    expect(await leaseHolder()).to.equal("op-a");
+    expect(sample(await metrics("op-a"), "airlock_operator_leading")).to.equal(1);
+    expect(sample(await metrics("op-b"), "airlock_operator_leading")).to.equal(0);
   });
 
-  it("an EgressPolicy with a Credential is enforced on every selected sidecar and reports Synced", async function () {
-    await kubectl(["-n", ns, "create", "secret", "generic", "api-token", "--from-literal=token=s3cret"]);
+  it("a pod no policy selects gets the empty bundle: everything blocks with NoRuleMatched", async function () {
+    await everySidecar("api.example.test", { status: 403, reason: "NoRuleMatched" });
+  });
+
+  it("a Secret, Credential and EgressPolicy applied with kubectl are enforced by every sidecar: Synced", async function () {
+    await apply(secret("s3cret"));
     await apply({
       apiVersion: "airlock.dev/v1alpha1",
       kind: "Credential",
       metadata: { name: "api", namespace: ns },
       spec: { secretRef: { name: "api-token", key: "token" }, injection: { header: { name: "X-Api-Key" } } },
     });
-    await apply(
-      policy("agent", [
-        { name: "api", hosts: ["api.example.test"], ports: [upstream.port], credential: "api" },
-      ]),
-    );
-    for (const sidecar of sidecars)
-      await eventually(() => request(sidecar, "api.example.test"), { status: 200, sent: "s3cret" });
-    await eventually(() => readyOf("agent"), { status: "True", reason: "Synced", syncedPods: 2 });
+    await apply(apiPolicy());
+    // Each sidecar reads the Secret with the pods' own token, through the Role the operator wrote.
+    await everySidecar("api.example.test", { status: 200, sent: "s3cret" });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
   });
 
   it("an unchanged world writes nothing: resourceVersions stay put across resyncs", async function () {
     const versions = async () =>
       (
         await kubectl([
-          "-n",
-          ns,
-          "get",
-          "egresspolicies,credentials,roles,rolebindings",
-          "-o",
-          "jsonpath={..resourceVersion}",
+          ...["-n", ns, "get", "egresspolicies,credentials,roles,rolebindings"],
+          ...["-o", "jsonpath={..resourceVersion}"],
         ])
       )
         .split(/\s+/)
@@ -223,7 +321,7 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
     expect(await versions()).to.deep.equal(before);
   });
 
-  it("the pods' ServiceAccount may get exactly the referenced Secret, and not list Secrets", async function () {
+  it("the pods' ServiceAccount may get and watch exactly the referenced Secret, and not list Secrets", async function () {
     const can = async (verb: string, resource: string): Promise<string> =>
       (
         await cp.kubectl([
@@ -236,10 +334,18 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
           `--as=system:serviceaccount:${ns}:agent`,
         ])
       ).stdout.trim();
-    await eventually(() => can("get", "secrets/api-token"), "yes");
+    expect(await can("get", "secrets/api-token")).to.equal("yes");
     expect(await can("watch", "secrets/api-token")).to.equal("yes");
     expect(await can("list", "secrets")).to.equal("no");
     expect(await can("get", "secrets/other")).to.equal("no");
+  });
+
+  it("rotating the Secret: every sidecar sends the new value, without a restart", async function () {
+    const pids = sidecars.map((s) => s.command.child.pid);
+    await apply(secret("rotated-value"));
+    await everySidecar("api.example.test", { status: 200, sent: "rotated-value" });
+    expect(sidecars.map((s) => s.command.child.pid)).to.deep.equal(pids);
+    expect(sidecars.map((s) => s.command.child.exitCode)).to.deep.equal([null, null]);
   });
 
   it("an invalid policy shows InvalidSpec with its field path and changes nothing enforced", async function () {
@@ -255,9 +361,17 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
       },
       { status: "False", reason: "InvalidSpec", located: true },
     );
-    await eventually(() => readyOf("agent"), { status: "False", reason: "SyncPending", syncedPods: 0 });
-    expect(await request(sidecars[0], "api.example.test")).to.deep.equal({ status: 200, sent: "s3cret" });
-    expect(await request(sidecars[0], "other.example.test")).to.deep.equal({
+    await eventually(() => readyOf("agent"), {
+      status: "False",
+      reason: "SyncPending",
+      syncedPods: 0,
+      current: true,
+    });
+    expect(await request(sidecar(0), "api.example.test")).to.deep.equal({
+      status: 200,
+      sent: "rotated-value",
+    });
+    expect(await request(sidecar(0), "other.example.test")).to.deep.equal({
       status: 403,
       reason: "NoRuleMatched",
     });
@@ -266,11 +380,14 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
   it("editing the policy (once the broken one is gone) changes what is enforced: allow, then block", async function () {
     await kubectl(["-n", ns, "delete", "egresspolicy", "broken"]);
     await apply(policy("agent", [{ name: "other", hosts: ["other.example.test"], ports: [upstream.port] }]));
-    for (const sidecar of sidecars) {
-      await eventually(() => request(sidecar, "api.example.test"), { status: 403, reason: "NoRuleMatched" });
-      expect(await request(sidecar, "other.example.test")).to.deep.equal({ status: 200 });
-    }
-    await eventually(() => readyOf("agent"), { status: "True", reason: "Synced", syncedPods: 2 });
+    await everySidecar("api.example.test", { status: 403, reason: "NoRuleMatched" });
+    await everySidecar("other.example.test", { status: 200 });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
   });
 
   it("the Role is removed once no bundle names a Secret", async function () {
@@ -279,26 +396,134 @@ describe("operator (control plane): policies reach sidecars, status and RBAC fol
     await eventually(roles, "");
   });
 
+  it("changing a pod's labels takes its sidecar out of the policy, and back", async function () {
+    await kubectl(["-n", ns, "label", "pod", "agent-1", "app=other", "--overwrite"]);
+    await eventually(() => request(sidecar(1), "other.example.test"), {
+      status: 403,
+      reason: "NoRuleMatched",
+    });
+    expect(await request(sidecar(0), "other.example.test")).to.deep.equal({ status: 200 });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 1,
+      current: true,
+    });
+    await kubectl(["-n", ns, "label", "pod", "agent-1", "app=agent", "--overwrite"]);
+    await eventually(() => request(sidecar(1), "other.example.test"), { status: 200 });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
+  });
+
+  it("deleting the policy: every sidecar blocks again", async function () {
+    await kubectl(["-n", ns, "delete", "egresspolicy", "agent"]);
+    await everySidecar("other.example.test", { status: 403, reason: "NoRuleMatched" });
+  });
+
   it("a sidecar that refuses the bundle (another key) shows on the policy's status with its reason", async function () {
+    await apply(apiPolicy());
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
+    const rogue = await addPod("agent-rogue", "127.0.0.4", files.otherKey);
+    try {
+      await eventually(
+        async () => {
+          const r = await ready("agent");
+          return {
+            reason: r.reason,
+            syncedPods: r.syncedPods,
+            badSignature: r.message.includes("BadSignature"),
+          };
+        },
+        { reason: "SyncPending", syncedPods: 2, badSignature: true },
+      );
+      // It kept blocking: nothing it was sent was applied.
+      expect(await request(rogue, "api.example.test")).to.deep.equal({
+        status: 403,
+        reason: "NoPolicyLoaded",
+      });
+    } finally {
+      await kubectl(["-n", ns, "delete", "pod", "agent-rogue", "--wait=false"]);
+      await stop(rogue.command);
+    }
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
+  });
+
+  it("the leader's /metrics count reconciles by kind and reason, pushes by result, and convergence", async function () {
+    const text = await metrics("op-a");
+    expect(sample(text, 'airlock_operator_reconcile_total{kind="EgressPolicy",result="Synced"}')).to.be.above(
+      0,
+    );
+    expect(
+      sample(text, 'airlock_operator_reconcile_total{kind="EgressPolicy",result="InvalidSpec"}'),
+    ).to.be.above(0);
+    expect(
+      sample(text, 'airlock_operator_reconcile_total{kind="Credential",result="SecretFound"}'),
+    ).to.be.above(0);
+    expect(sample(text, 'airlock_operator_push_total{result="ack"}')).to.be.above(0);
+    expect(sample(text, 'airlock_operator_push_total{result="nack"}')).to.be.above(0);
+    // Every bundle change above converged: the apply, the edit, two relabels, the delete, the re-apply.
+    expect(sample(text, "airlock_operator_convergence_seconds_count")).to.be.at.least(6);
+    expect(sample(text, 'airlock_operator_convergence_seconds_bucket{le="+Inf"}')).to.equal(
+      sample(text, "airlock_operator_convergence_seconds_count"),
+    );
+    // The standby reconciled nothing.
+    expect(sample(await metrics("op-b"), 'airlock_operator_push_total{result="ack"}')).to.equal(undefined);
+  });
+
+  it("killing the leader hands over within the lease period, and a change made meanwhile is enforced", async function () {
+    const killedAt = Date.now();
+    await stop(operator("op-a").command, "SIGKILL"); // no release: op-b must wait for the Lease to expire
     await apply(
       policy("agent", [
         { name: "api", hosts: ["api.example.test"], ports: [upstream.port], credential: "api" },
+        { name: "other", hosts: ["other.example.test"], ports: [upstream.port] },
       ]),
     );
-    await eventually(() => readyOf("agent"), { status: "True", reason: "Synced", syncedPods: 2 });
-    const port = sidecars[0]?.controlAddress?.port ?? 0;
-    await addPod("agent-rogue", "127.0.0.4", generateKeyPairSync("ed25519").publicKey, port);
-    await eventually(
-      async () => {
-        const r = await ready("agent");
-        return {
-          reason: r.reason,
-          syncedPods: r.syncedPods,
-          badSignature: r.message.includes("BadSignature"),
-        };
-      },
-      { reason: "SyncPending", syncedPods: 2, badSignature: true },
-    );
-    await kubectl(["-n", ns, "delete", "pod", "agent-rogue", "--wait=false"]);
+    await eventually(leaseHolder, "op-b", (LEASE_SECONDS + 10) * 1000);
+    // Expiry is judged on op-b's clock from its last look at the Lease (every 2 s), then one try.
+    expect(Date.now() - killedAt).to.be.below((LEASE_SECONDS + 2 * 2 + 2) * 1000);
+    await everySidecar("other.example.test", { status: 200 });
+    await everySidecar("api.example.test", { status: 200, sent: "rotated-value" });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
+    expect(sample(await metrics("op-b"), "airlock_operator_leading")).to.equal(1);
+  });
+
+  it("a replica stopped with SIGTERM releases the Lease: the standby takes over at once", async function () {
+    await startOperator("op-a");
+    await new Promise((resolve) => setTimeout(resolve, 500)); // op-a sees op-b's Lease and stands by
+    expect(await leaseHolder()).to.equal("op-b");
+    await apply(policy("agent", [{ name: "api", hosts: ["api.example.test"], ports: [upstream.port] }]));
+    const stoppedAt = Date.now();
+    await stop(operator("op-b").command);
+    expect(operator("op-b").command.child.exitCode).to.equal(0);
+    await eventually(leaseHolder, "op-a", (LEASE_SECONDS + 10) * 1000);
+    expect(Date.now() - stoppedAt).to.be.below(LEASE_SECONDS * 1000);
+    // The change applied just before the stop is not lost: the rule no longer injects.
+    await everySidecar("api.example.test", { status: 200 });
+    await eventually(() => readyOf("agent"), {
+      status: "True",
+      reason: "Synced",
+      syncedPods: 2,
+      current: true,
+    });
   });
 });

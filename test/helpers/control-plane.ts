@@ -305,3 +305,28 @@ export async function installAirlockCrds(cp: ControlPlane): Promise<void> {
     if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
   }
 }
+
+/** Writes a kubeconfig (mode 0600) that talks to `cp` with a bearer `token`, e.g. a ServiceAccount's. */
+export function writeTokenKubeconfig(cp: ControlPlane, path: string, token: string): string {
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "test",
+          cluster: {
+            server: cp.server,
+            "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
+          },
+        },
+      ],
+      users: [{ name: "token", user: { token } }],
+      contexts: [{ name: "test", context: { cluster: "test", user: "token" } }],
+      "current-context": "test",
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
