@@ -80,6 +80,21 @@ describe("operator push: signed bundles to sidecars' control ports", function ()
     expect(report.lastError).to.deep.include({ reason: "BadSignature", hash: policy.hash });
   });
 
+  it("reports a bundle the sidecar cannot load as LoadFailed with its errors (what the policy status shows)", async function () {
+    const good = bundle("e.example.test");
+    const bad = { ...good, hash: "sha256:" + "0".repeat(64) }; // the content no longer matches its hash
+    const results: string[] = [];
+    const options = { privateKey: keys.privateKey, port, onResult: (r: string) => results.push(r) };
+    const before = sidecars[0]?.gate.policyHash;
+    const report = await pushBundle(target("127.0.0.2", bad), options);
+    expect(report.lastError).to.deep.include({ reason: "LoadFailed", hash: bad.hash });
+    expect(JSON.stringify(report.lastError?.errors)).to.include("hash");
+    expect(sidecars[0]?.gate.policyHash).to.equal(before);
+    await pushBundle(target("127.0.0.2", good), options);
+    await pushBundle(target("127.0.0.2", good), options);
+    expect(results).to.deep.equal(["nack", "ack", "unchanged"]);
+  });
+
   it("reports an unreachable sidecar, keeping the previous report's hash, and pushes many at once", async function () {
     const policy = bundle("d.example.test");
     const reports = await pushAll(
@@ -87,7 +102,7 @@ describe("operator push: signed bundles to sidecars' control ports", function ()
       { privateKey: keys.privateKey, port, timeoutMs: 2000, concurrency: 2 },
       new Map([["uid-127.0.0.4", { generation: 3, hash: "sha256:old" }]]),
     );
-    expect(reports.get("uid-127.0.0.2")).to.deep.equal({ generation: 3, hash: policy.hash });
+    expect(reports.get("uid-127.0.0.2")).to.deep.equal({ generation: 4, hash: policy.hash });
     expect(reports.get("uid-127.0.0.3")).to.deep.equal({ generation: 1, hash: policy.hash });
     const down = reports.get("uid-127.0.0.4");
     expect(down).to.deep.include({ generation: 3, hash: "sha256:old" });
