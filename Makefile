@@ -32,6 +32,10 @@ cluster: $(STAMP) ## Start etcd + kube-apiserver in the background (writes .clus
 cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its recorded PIDs)
 	@node test/k8s/cluster.ts stop
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
+	@node test/bench/convergence.ts
+
 .PHONY: lint
 lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
 	node_modules/.bin/tsc -p tsconfig.json

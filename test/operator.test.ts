@@ -9,9 +9,17 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { INJECTED_ANNOTATION } from "../operator/kube/cluster.ts";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
-import { ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
+import {
+  createAgentNamespace,
+  startAgentPod,
+  startOperatorProcess,
+  stopProcess,
+  type AgentPodWorld,
+  type OperatorProcess,
+  type SidecarProcess,
+} from "./helpers/agent-pods.ts";
+import { ROOT } from "./helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
@@ -24,24 +32,6 @@ import { connect, parseResponse, readUntil } from "./helpers/raw.ts";
 
 /** The operators' Lease period; the leader election retries every 2 s. */
 const LEASE_SECONDS = 5;
-
-interface SidecarProcess {
-  pod: string;
-  proxy: string;
-  caPath: string;
-  command: RunningCommand;
-}
-
-interface OperatorProcess {
-  metrics: string;
-  command: RunningCommand;
-}
-
-async function stop(command: RunningCommand, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  if (command.child.exitCode !== null || command.child.signalCode !== null) return;
-  command.child.kill(signal);
-  await command.exited;
-}
 
 describe("operator (control plane): operator and sidecar processes, least privilege", function () {
   this.timeout(60_000); // polls for up to 20 s; the repo default is 20 s per test
@@ -60,7 +50,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
   };
   const sidecars: SidecarProcess[] = [];
   const operators = new Map<string, OperatorProcess>();
-  let controlPort = 0;
+  let world: AgentPodWorld;
 
   const kubectl = async (args: string[], input?: string): Promise<string> => {
     const res = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -178,81 +168,36 @@ describe("operator (control plane): operator and sidecar processes, least privil
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
 
-  // Pod `pod` at `ip` (Running, injected) and `airlock sidecar` there trusting `bundleKey`.
-  const addPod = async (pod: string, ip: string, bundleKey: string): Promise<SidecarProcess> => {
-    const caPath = join(dir, `${pod}-ca.pem`);
-    const command = await startAirlock(
-      [
-        "sidecar",
-        ...["--listen", `${ip}:0`, "--metrics", `${ip}:0`, "--transparent", `${ip}:0`, "--dns", `${ip}:0`],
-        ...["--control", `${ip}:${String(controlPort)}`, "--bundle-key", bundleKey],
-        ...["--kubeconfig", files.agentKubeconfig],
-        ...["--trust-bundle", join(dir, `${pod}-trust.pem`), "--ca-out", caPath],
-        ...["--upstream-ca", files.upstreamCa, "--allow-address", "127.0.0.1/32"],
-        ...["--resolve", "api.example.test:127.0.0.1", "--resolve", "other.example.test:127.0.0.1"],
-        ...["--pod", pod, "--namespace", ns, "--service-account", "agent", "--log-level", "warn"],
-      ],
-      /listening on http:\/\/\S+\n/,
-    );
-    const proxy = /listening on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "";
-    if (controlPort === 0) controlPort = Number(/control on https:\/\/\S+:(\d+)/.exec(command.stderr())?.[1]);
-    await apply({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: {
-        name: pod,
-        namespace: ns,
-        labels: { app: "agent" },
-        annotations: { [INJECTED_ANNOTATION]: "{}" },
-      },
-      spec: {
-        serviceAccountName: "agent",
-        containers: [{ name: "agent", image: "example.invalid/agent" }],
-      },
-    });
-    await kubectl([
-      ...["-n", ns, "patch", "pod", pod, "--subresource=status", "--type=merge", "-p"],
-      JSON.stringify({ status: { phase: "Running", podIP: ip, podIPs: [{ ip }] } }),
-    ]);
-    return { pod, proxy, caPath, command };
-  };
-
+  const addPod = (pod: string, ip: string, bundleKey: string): Promise<SidecarProcess> =>
+    startAgentPod(world, pod, ip, bundleKey);
   const startOperator = async (identity: string): Promise<void> => {
-    const command = await startAirlock(
-      [
-        "operator",
+    operators.set(
+      identity,
+      await startOperatorProcess([
         ...["--kubeconfig", files.operatorKubeconfig, "--signing-key", files.signingKey],
-        ...["--lease-namespace", ns, "--identity", identity, "--control-port", String(controlPort)],
-        ...["--resync", "2", "--lease-seconds", String(LEASE_SECONDS), "--metrics", "127.0.0.1:0"],
-      ],
-      /metrics on http:\/\/\S+\n/,
+        ...["--lease-namespace", ns, "--identity", identity, "--control-port", String(world.controlPort)],
+        ...["--resync", "2", "--lease-seconds", String(LEASE_SECONDS)],
+      ]),
     );
-    operators.set(identity, {
-      metrics: /metrics on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "",
-      command,
-    });
   };
 
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
     await installAirlockCrds(cp);
-    for (const args of [
-      ["create", "namespace", ns],
-      ["-n", ns, "create", "serviceaccount", "agent"],
-      ["-n", ns, "create", "serviceaccount", "airlock-operator"],
-      ["apply", "-f", join(ROOT, "operator/rbac/clusterrole.yaml")],
-      [
-        "create",
-        "clusterrolebinding",
-        ns,
-        "--clusterrole=airlock-operator",
-        `--serviceaccount=${ns}:airlock-operator`,
-      ],
-    ])
-      await kubectl(args);
-    writeTokenKubeconfig(cp, files.operatorKubeconfig, await cp.serviceAccountToken(ns, "airlock-operator"));
-    writeTokenKubeconfig(cp, files.agentKubeconfig, await cp.serviceAccountToken(ns, "agent"));
+    const tokens = await createAgentNamespace(cp, ns, join(ROOT, "operator/rbac/clusterrole.yaml"));
+    writeTokenKubeconfig(cp, files.operatorKubeconfig, tokens.operatorToken);
+    writeTokenKubeconfig(cp, files.agentKubeconfig, tokens.agentToken);
+    world = {
+      cp,
+      namespace: ns,
+      dir,
+      serviceAccount: "agent",
+      kubeconfig: files.agentKubeconfig,
+      upstreamCa: files.upstreamCa,
+      resolve: ["api.example.test:127.0.0.1", "other.example.test:127.0.0.1"],
+      controlPort: 0,
+    };
     writeFileSync(files.signingKey, keys.privateKey.export({ type: "pkcs8", format: "pem" }), {
       mode: 0o600,
     });
@@ -270,8 +215,8 @@ describe("operator (control plane): operator and sidecar processes, least privil
     await startOperator("op-b");
   });
   after(async function () {
-    await Promise.all([...operators.values()].map((o) => stop(o.command, "SIGKILL")));
-    await Promise.all(sidecars.map((s) => stop(s.command)));
+    await Promise.all([...operators.values()].map((o) => stopProcess(o.command, "SIGKILL")));
+    await Promise.all(sidecars.map((s) => stopProcess(s.command)));
     await upstream.close();
   });
 
@@ -452,7 +397,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
       });
     } finally {
       await kubectl(["-n", ns, "delete", "pod", "agent-rogue", "--wait=false"]);
-      await stop(rogue.command);
+      await stopProcess(rogue.command);
     }
     await eventually(() => readyOf("agent"), {
       status: "True",
@@ -486,7 +431,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
 
   it("killing the leader hands over within the lease period, and a change made meanwhile is enforced", async function () {
     const killedAt = Date.now();
-    await stop(operator("op-a").command, "SIGKILL"); // no release: op-b must wait for the Lease to expire
+    await stopProcess(operator("op-a").command, "SIGKILL"); // no release: op-b must wait for the Lease to expire
     await apply(
       policy("agent", [
         { name: "api", hosts: ["api.example.test"], ports: [upstream.port], credential: "api" },
@@ -513,7 +458,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     expect(await leaseHolder()).to.equal("op-b");
     await apply(policy("agent", [{ name: "api", hosts: ["api.example.test"], ports: [upstream.port] }]));
     const stoppedAt = Date.now();
-    await stop(operator("op-b").command);
+    await stopProcess(operator("op-b").command);
     expect(operator("op-b").command.child.exitCode).to.equal(0);
     await eventually(leaseHolder, "op-a", (LEASE_SECONDS + 10) * 1000);
     expect(Date.now() - stoppedAt).to.be.below(LEASE_SECONDS * 1000);
