@@ -11,7 +11,7 @@ export interface OperatorMetrics {
   /** Per reconciled object: kind EgressPolicy|Credential and its Ready reason; kind Namespace, result Error for a failed pass. */
   reconciles: Counter<"kind" | "result">;
   pushes: Counter<"result">;
-  /** Seconds from the first watch event of a change to every selected sidecar ACKing its bundle. */
+  /** Seconds from the operator first seeing a change to every selected sidecar ACKing its bundle. */
   convergence: Histogram;
   leading: Gauge;
 }
@@ -37,7 +37,7 @@ export function createOperatorMetrics(options: { defaults?: boolean } = {}): Ope
     }),
     convergence: new Histogram({
       name: "airlock_operator_convergence_seconds",
-      help: "From the operator seeing a change to every selected sidecar ACKing the bundle it implies.",
+      help: "From the operator first seeing a change to every selected sidecar ACKing the bundle it implies.",
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers,
     }),

@@ -147,7 +147,8 @@ export class Reconciler {
     const seen = this.#changedAt.get(ns);
     this.#changedAt.delete(ns);
     try {
-      return await this.#reconcile(ns, seen);
+      // A change a resync found before its watch event arrived counts from this pass.
+      return await this.#reconcile(ns, seen ?? Date.now());
     } catch (err) {
       // Not reconciled after all: the change still waits, from when it was first seen.
       const later = this.#changedAt.get(ns);
@@ -156,7 +157,7 @@ export class Reconciler {
     }
   }
 
-  async #reconcile(ns: string, seen: number | undefined): Promise<ReconcileResult> {
+  async #reconcile(ns: string, seen: number): Promise<ReconcileResult> {
     const { cluster, metrics } = this.#options;
     const objects = await cluster.read(ns);
     const first = desiredState(this.#snapshot(ns, objects));
@@ -213,14 +214,15 @@ export class Reconciler {
 
   /**
    * airlock_operator_convergence_seconds: a namespace's push targets (pod uid → bundle hash) that
-   * differ from the last set every sidecar ACKed are a change in flight, timed from the watch event
-   * that first showed it until a pass ends with every target ACKed. Passes that change no bundle
-   * (status echoes, resyncs) and a new leader finding sidecars already current are not observed.
+   * differ from the last set every sidecar ACKed are a change in flight, timed from when the
+   * operator first saw it (the watch event, or the pass that found it) until a pass ends with every
+   * target ACKed. Passes that change no bundle (status echoes, resyncs) and a new leader finding
+   * sidecars already current are not observed.
    */
   #observeConvergence(
     ns: string,
     desired: DesiredState,
-    seen: number | undefined,
+    seen: number,
     allAcked: boolean,
     posted: boolean,
   ): void {
@@ -234,11 +236,10 @@ export class Reconciler {
     }
     const since = this.#pendingSince.get(ns) ?? seen;
     if (!allAcked) {
-      if (since !== undefined) this.#pendingSince.set(ns, since);
+      this.#pendingSince.set(ns, since);
       return;
     }
-    if (since !== undefined && posted)
-      this.#options.metrics?.convergence.observe((Date.now() - since) / 1000);
+    if (posted) this.#options.metrics?.convergence.observe((Date.now() - since) / 1000);
     this.#converged.set(ns, targets);
     this.#pendingSince.delete(ns);
   }
