@@ -128,6 +128,10 @@ spec:
     expect(await can("create", "roles", "-n", ns)).to.equal("yes");
     expect(await can("update", "egresspolicies.airlock.dev", "-n", ns)).to.equal("no");
     expect(await can("delete", "secrets", "-n", ns)).to.equal("no");
+    // Secrets: watch (metadata only) and get by name; never list, which would return every value.
+    expect(await can("get", "secrets", "-n", ns)).to.equal("yes");
+    expect(await can("watch", "secrets", "-A")).to.equal("yes");
+    expect(await can("list", "secrets", "-A")).to.equal("no");
     expect(await can("create", "pods", "-n", ns)).to.equal("no");
     expect(await can("create", "clusterroles")).to.equal("no");
     expect(await can("create", "clusterrolebindings")).to.equal("no");

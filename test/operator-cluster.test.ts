@@ -5,6 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
 import { desiredRbac } from "../operator/core/rbac.ts";
 import { INJECTED_ANNOTATION, KubeCluster } from "../operator/kube/cluster.ts";
+import { watchMetadata, type MetadataObject } from "../operator/kube/metadata-watch.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
@@ -45,6 +46,8 @@ describe("operator cluster seam (control plane): reads and writes through client
       "--from-literal=token=v",
       "--from-literal=b=w",
     ]);
+    // No Credential names this one: the operator never reads it.
+    await kubectl(["-n", ns, "create", "secret", "generic", "unrelated", "--from-literal=k=v"]);
     await kubectl(
       ["apply", "-f", "-"],
       JSON.stringify({
@@ -94,7 +97,7 @@ describe("operator cluster seam (control plane): reads and writes through client
     const read = await cluster.read(ns);
     expect(read.policies.map((p) => (p as { kind: string }).kind)).to.deep.equal(["EgressPolicy"]);
     expect(read.credentials.map((p) => (p as { kind: string }).kind)).to.deep.equal(["Credential"]);
-    expect(read.secrets).to.deep.equal([{ name: "api-token", keys: ["b", "token"] }]);
+    expect(read.secrets).to.deep.equal([{ name: "api-token", keys: ["b", "token"] }]); // not "unrelated"
     expect(read.pods.map(({ uid: _uid, ...rest }) => rest)).to.deep.equal([
       {
         name: "agent",
@@ -107,6 +110,44 @@ describe("operator cluster seam (control plane): reads and writes through client
       },
     ]);
     expect(await cluster.namespaces()).to.include(ns);
+  });
+
+  it("watches metadata only: Secret events carry no data; a change in the namespace is reported; abort ends it", async function () {
+    const config = new KubeConfig();
+    config.loadFromFile(cp.kubeconfig);
+    const events: { type: string; object: MetadataObject }[] = [];
+    let ended = 0;
+    let endedWith: Error | undefined;
+    const watch = await watchMetadata(
+      config,
+      `/api/v1/namespaces/${ns}/secrets`,
+      (type, object) => events.push({ type, object }),
+      (err) => {
+        ended++;
+        endedWith = err;
+      },
+    );
+    const waitFor = async (what: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!what() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    await waitFor(() => events.some((e) => e.object.metadata?.name === "api-token"));
+    await kubectl(["-n", ns, "create", "secret", "generic", "watched", "--from-literal=k=secret-value"]);
+    await waitFor(() => events.some((e) => e.object.metadata?.name === "watched"));
+    watch.abort();
+    await waitFor(() => ended > 0);
+    expect(events.map((e) => `${e.type} ${e.object.metadata?.name ?? ""}`)).to.include.members([
+      "ADDED api-token",
+      "ADDED watched",
+    ]);
+    for (const { object } of events) {
+      expect(object.kind).to.equal("PartialObjectMetadata");
+      expect(object).to.not.have.property("data");
+      expect(object.metadata?.namespace).to.equal(ns);
+    }
+    expect(JSON.stringify(events)).to.not.include(Buffer.from("secret-value").toString("base64"));
+    expect(ended).to.equal(1);
+    expect(endedWith).to.equal(undefined);
   });
 
   it("merge-patches .status through the status subresource, leaving spec alone", async function () {

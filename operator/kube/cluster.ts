@@ -12,12 +12,12 @@ import {
   setHeaderOptions,
   V1Role,
   V1RoleBinding,
-  Watch,
   type KubeConfig,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { RBAC_LABEL, RBAC_SIDECAR_SECRETS, type SecretsRole, type SecretsRoleBinding } from "../core/rbac.ts";
 import type { PodInfo, PodPhase, SecretInfo } from "../core/snapshot.ts";
+import { watchMetadata } from "./metadata-watch.ts";
 
 /** The annotation the injection webhook sets on a pod it gave the sidecar: present means injected. */
 export const INJECTED_ANNOTATION = "airlock.dev/status";
@@ -33,7 +33,10 @@ export type StatusKind = keyof typeof PLURALS;
 export interface NamespaceObjects {
   policies: unknown[];
   credentials: unknown[];
-  /** Names and data keys only: values are dropped as soon as the list arrives. */
+  /**
+   * The Secrets some Credential here references, as names and data keys only: each is read by
+   * name and its values are dropped on receipt. Other Secrets are never read.
+   */
   secrets: SecretInfo[];
   pods: PodInfo[];
   /** The managed Roles and RoleBindings (by the ownership label), as the API returns them. */
@@ -62,7 +65,7 @@ export interface Cluster {
   watch(onNamespace: (namespace: string) => void): () => void;
 }
 
-// What the operator watches: everything `read` lists, cluster-wide.
+// What the operator watches (metadata only), cluster-wide: everything `read` reads.
 const WATCHED = [
   `/apis/${GROUP}/${VERSION}/${PLURALS.EgressPolicy}`,
   `/apis/${GROUP}/${VERSION}/${PLURALS.Credential}`,
@@ -104,6 +107,12 @@ function itemsOf(list: unknown): unknown[] {
   return Array.isArray(items) ? (items as unknown[]) : [];
 }
 
+/** The Secret a raw Credential references, if its spec names one. */
+function secretRefName(credential: unknown): string[] {
+  const name = (credential as { spec?: { secretRef?: { name?: unknown } } } | null)?.spec?.secretRef?.name;
+  return typeof name === "string" && name !== "" ? [name] : [];
+}
+
 function namespaceOf(obj: unknown): string | undefined {
   const ns = (obj as { metadata?: { namespace?: unknown } } | null)?.metadata?.namespace;
   return typeof ns === "string" ? ns : undefined;
@@ -114,10 +123,10 @@ export class KubeCluster implements Cluster {
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
   readonly #rbac: RbacAuthorizationV1Api;
-  readonly #watcher: Watch;
+  readonly #config: KubeConfig;
 
   constructor(config: KubeConfig) {
-    this.#watcher = new Watch(config);
+    this.#config = config;
     this.#core = config.makeApiClient(CoreV1Api);
     this.#custom = config.makeApiClient(CustomObjectsApi);
     this.#rbac = config.makeApiClient(RbacAuthorizationV1Api);
@@ -145,26 +154,34 @@ export class KubeCluster implements Cluster {
 
   async read(namespace: string): Promise<NamespaceObjects> {
     const labelSelector = `${RBAC_LABEL}=${RBAC_SIDECAR_SECRETS}`;
-    const [policies, credentials, secrets, pods, roles, roleBindings] = await Promise.all([
+    const [policies, credentials, pods, roles, roleBindings] = await Promise.all([
       this.#listCustom(PLURALS.EgressPolicy, namespace),
       this.#listCustom(PLURALS.Credential, namespace),
-      this.#core.listNamespacedSecret({ namespace }),
       this.#core.listNamespacedPod({ namespace }),
       this.#rbac.listNamespacedRole({ namespace, labelSelector }),
       this.#rbac.listNamespacedRoleBinding({ namespace, labelSelector }),
     ]);
+    const referenced = [...new Set(credentials.flatMap(secretRefName))].sort();
+    const secrets = await Promise.all(referenced.map((name) => this.#secretKeys(namespace, name)));
     return {
       policies,
       credentials,
-      secrets: secrets.items.flatMap((s) =>
-        s.metadata?.name === undefined
-          ? []
-          : [{ name: s.metadata.name, keys: Object.keys(s.data ?? {}).sort() }],
-      ),
+      secrets: secrets.filter((s) => s !== undefined),
       pods: pods.items.flatMap((p) => podInfo(p) ?? []),
       roles: roles.items,
       roleBindings: roleBindings.items,
     };
+  }
+
+  /** The data keys of Secret `name`, or undefined when it does not exist; values are dropped here. */
+  async #secretKeys(namespace: string, name: string): Promise<SecretInfo | undefined> {
+    try {
+      const secret = await this.#core.readNamespacedSecret({ name, namespace });
+      return { name, keys: Object.keys(secret.data ?? {}).sort() };
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
   }
 
   async #listCustom(plural: string, namespace?: string): Promise<unknown[]> {
@@ -240,13 +257,15 @@ export class KubeCluster implements Cluster {
 
   watch(onNamespace: (namespace: string) => void): () => void {
     let stopped = false;
-    const aborts = new Set<AbortController>();
+    const live = new Set<{ abort(): void }>();
     const timers = new Set<ReturnType<typeof setTimeout>>();
     const start = (path: string): void => {
       if (stopped) return;
-      let controller: AbortController | undefined;
+      let watch: { abort(): void } | undefined;
+      let ended = false;
       const again = (): void => {
-        if (controller !== undefined) aborts.delete(controller);
+        ended = true;
+        if (watch !== undefined) live.delete(watch);
         if (stopped) return;
         const timer = setTimeout(() => {
           timers.delete(timer);
@@ -254,26 +273,24 @@ export class KubeCluster implements Cluster {
         }, REWATCH_MS);
         timers.add(timer);
       };
-      this.#watcher
-        .watch(
-          path,
-          {},
-          (_phase: string, obj: unknown) => {
-            const ns = namespaceOf(obj);
-            if (ns !== undefined) onNamespace(ns);
-          },
-          again,
-        )
-        .then((c) => {
-          controller = c;
-          if (stopped) c.abort();
-          else aborts.add(c);
-        }, again);
+      watchMetadata(
+        this.#config,
+        path,
+        (_type, object) => {
+          const ns = object.metadata?.namespace;
+          if (ns !== undefined) onNamespace(ns);
+        },
+        again,
+      ).then((w) => {
+        watch = w;
+        if (stopped || ended) w.abort();
+        else live.add(w);
+      }, again);
     };
     for (const path of WATCHED) start(path);
     return () => {
       stopped = true;
-      for (const c of aborts) c.abort();
+      for (const w of live) w.abort();
       for (const t of timers) clearTimeout(t);
     };
   }
