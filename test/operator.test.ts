@@ -293,6 +293,22 @@ describe("operator (control plane): operator and sidecar processes, least privil
     expect(sidecars.map((s) => s.command.child.exitCode)).to.deep.equal([null, null]);
   });
 
+  it("a deleted Secret blocks with CredentialUnavailable and shows SecretMissing; recreated, it injects again", async function () {
+    const credentialReason = async () =>
+      (
+        await kubectl([
+          ...["-n", ns, "get", "credential", "api", "-o"],
+          'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        ])
+      ).trim();
+    await kubectl(["-n", ns, "delete", "secret", "api-token"]);
+    await everySidecar("api.example.test", { status: 403, reason: "CredentialUnavailable" });
+    await eventually(credentialReason, "SecretMissing");
+    await apply(secret("rotated-value"));
+    await everySidecar("api.example.test", { status: 200, sent: "rotated-value" });
+    await eventually(credentialReason, "SecretFound");
+  });
+
   it("an invalid policy shows InvalidSpec with its field path and changes nothing enforced", async function () {
     await apply(
       policy("broken", [
