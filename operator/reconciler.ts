@@ -74,10 +74,14 @@ export class Reconciler {
 
   /** Starts watching, resyncing and the workers; every known namespace is enqueued at once. */
   start(): void {
-    this.#stopWatch = this.#options.cluster.watch((ns) => {
-      if (!this.#changedAt.has(ns)) this.#changedAt.set(ns, Date.now());
-      this.#queue.add(ns);
-    });
+    this.#stopWatch = this.#options.cluster.watch(
+      (ns) => {
+        if (!this.#changedAt.has(ns)) this.#changedAt.set(ns, Date.now());
+        this.#queue.add(ns);
+      },
+      (path, err) =>
+        this.#options.log?.warn({ path, err: err.message }, "watch failed; retrying every second"),
+    );
     this.#resync = setInterval(() => void this.resync(), this.#options.resyncMs ?? 30_000);
     void this.resync();
     const workers = this.#options.workers ?? 2;

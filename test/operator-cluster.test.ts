@@ -150,6 +150,46 @@ describe("operator cluster seam (control plane): reads and writes through client
     expect(endedWith).to.equal(undefined);
   });
 
+  it("a watch the API server refuses is reported once per kind and error, and retried until allowed", async function () {
+    // The pods' ServiceAccount has no business watching anything: every watch gets 403.
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: "test", server: cp.server, caData: Buffer.from(cp.caPem).toString("base64") }],
+      users: [{ name: "agent", token: await cp.serviceAccountToken(ns, "agent") }],
+      contexts: [{ name: "test", cluster: "test", user: "agent" }],
+      currentContext: "test",
+    });
+    const reported: string[] = [];
+    const seen = new Set<string>();
+    const stop = new KubeCluster(config).watch(
+      (namespace) => seen.add(namespace),
+      (path, err) => reported.push(`${path} ${err.message}`),
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 3500)); // three retries
+      expect(reported).to.have.length(6); // six kinds, each told once
+      expect(reported).to.include("/api/v1/secrets watch /api/v1/secrets: HTTP 403");
+      expect([...seen]).to.deep.equal([]);
+      // Allowed to watch pods now: the next retry succeeds and reports this namespace's pod.
+      const grant = `${ns}-watch-pods`;
+      await kubectl(["create", "clusterrole", grant, "--verb=watch", "--resource=pods"]);
+      await kubectl([
+        "create",
+        "clusterrolebinding",
+        grant,
+        `--clusterrole=${grant}`,
+        `--serviceaccount=${ns}:agent`,
+      ]);
+      const deadline = Date.now() + 10_000;
+      while (!seen.has(ns) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect([...seen]).to.include(ns);
+      await kubectl(["delete", "clusterrolebinding", grant]);
+      await kubectl(["delete", "clusterrole", grant]);
+    } finally {
+      stop();
+    }
+  });
+
   it("merge-patches .status through the status subresource, leaving spec alone", async function () {
     const status = {
       observedGeneration: 1,

@@ -62,7 +62,7 @@ export interface Cluster {
    * Calls `onNamespace` with the namespace of every watch event on the kinds `read` reads (a watch
    * that ends is restarted). Returns a function that stops watching. Events carry no other meaning.
    */
-  watch(onNamespace: (namespace: string) => void): () => void;
+  watch(onNamespace: (namespace: string) => void, onError?: (path: string, err: Error) => void): () => void;
 }
 
 // What the operator watches (metadata only), cluster-wide: everything `read` reads.
@@ -255,16 +255,22 @@ export class KubeCluster implements Cluster {
     }
   }
 
-  watch(onNamespace: (namespace: string) => void): () => void {
+  watch(onNamespace: (namespace: string) => void, onError?: (path: string, err: Error) => void): () => void {
     let stopped = false;
+    // Told once per path and distinct error, so a watch refused every second does not flood the log.
+    const lastError = new Map<string, string>();
     const live = new Set<{ abort(): void }>();
     const timers = new Set<ReturnType<typeof setTimeout>>();
     const start = (path: string): void => {
       if (stopped) return;
       let watch: { abort(): void } | undefined;
       let ended = false;
-      const again = (): void => {
+      const again = (err?: unknown): void => {
         ended = true;
+        if (err instanceof Error && lastError.get(path) !== err.message) {
+          lastError.set(path, err.message);
+          onError?.(path, err);
+        } else if (err === undefined) lastError.delete(path);
         if (watch !== undefined) live.delete(watch);
         if (stopped) return;
         const timer = setTimeout(() => {
