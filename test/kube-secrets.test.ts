@@ -2,12 +2,16 @@
 // Role names, with its own ServiceAccount token, and follows them: a missing Secret or key blocks
 // with CredentialUnavailable, a rotated value is used on the next request without a restart.
 import { expect } from "chai";
-import { KubeConfig } from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { createAuditLog } from "../sidecar/observe/audit.ts";
 import { KubeSecrets } from "../sidecar/proxy/kube-secrets.ts";
-import { CONTROL_PLANE_TIMEOUT_MS, sharedControlPlane, type ControlPlane } from "./helpers/control-plane.ts";
+import {
+  CONTROL_PLANE_TIMEOUT_MS,
+  sharedControlPlane,
+  tokenKubeConfig,
+  type ControlPlane,
+} from "./helpers/control-plane.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
 import { startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
 
@@ -77,13 +81,7 @@ describe("credentials from the Kubernetes API (control plane): rotation without 
       `--serviceaccount=${ns}:agent`,
     ]);
     const token = await cp.serviceAccountToken(ns, "agent");
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "test", server: cp.server, caData: Buffer.from(cp.caPem).toString("base64") }],
-      users: [{ name: "agent", token }],
-      contexts: [{ name: "test", cluster: "test", user: "agent" }],
-      currentContext: "test",
-    });
+    const config = tokenKubeConfig(cp, token);
     upstream = await startEchoUpstream({ tls: true });
     secrets = new KubeSecrets(config, createAuditLog({}, { level: "silent" }));
     sidecar = await startTestSidecar({

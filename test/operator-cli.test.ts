@@ -10,6 +10,7 @@ import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
+  serviceAccountCan,
   sharedControlPlane,
   writeTokenKubeconfig,
   type ControlPlane,
@@ -118,9 +119,7 @@ spec:
   });
 
   it("its ServiceAccount can do what it needs and no more", async function () {
-    const as = `--as=system:serviceaccount:${ns}:airlock-operator`;
-    const can = async (...args: string[]): Promise<string> =>
-      (await cp.kubectl(["auth", "can-i", as, ...args])).stdout.trim();
+    const can = (...args: string[]) => serviceAccountCan(cp, ns, "airlock-operator", ...args);
     expect(await can("list", "egresspolicies.airlock.dev", "-A")).to.equal("yes");
     expect(await can("patch", "egresspolicies.airlock.dev", "--subresource=status", "-n", ns)).to.equal(
       "yes",

@@ -9,7 +9,9 @@ import { watchMetadata, type MetadataObject } from "../operator/kube/metadata-wa
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
+  serviceAccountCan,
   sharedControlPlane,
+  tokenKubeConfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 
@@ -152,13 +154,7 @@ describe("operator cluster seam (control plane): reads and writes through client
 
   it("a watch the API server refuses is reported once per kind and error, and retried until allowed", async function () {
     // The pods' ServiceAccount has no business watching anything: every watch gets 403.
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "test", server: cp.server, caData: Buffer.from(cp.caPem).toString("base64") }],
-      users: [{ name: "agent", token: await cp.serviceAccountToken(ns, "agent") }],
-      contexts: [{ name: "test", cluster: "test", user: "agent" }],
-      currentContext: "test",
-    });
+    const config = tokenKubeConfig(cp, await cp.serviceAccountToken(ns, "agent"));
     const reported: string[] = [];
     const seen = new Set<string>();
     const stop = new KubeCluster(config).watch(
@@ -238,18 +234,8 @@ describe("operator cluster seam (control plane): reads and writes through client
         ]),
         grants: [],
       });
-    const can = async (verb: string, resource: string): Promise<string> =>
-      (
-        await cp.kubectl([
-          "auth",
-          "can-i",
-          verb,
-          resource,
-          "-n",
-          ns,
-          `--as=system:serviceaccount:${ns}:agent`,
-        ])
-      ).stdout.trim();
+    const can = (verb: string, resource: string) =>
+      serviceAccountCan(cp, ns, "agent", verb, resource, "-n", ns);
 
     const first = plan(["api-token"]);
     for (const r of first.roles) await cluster.putRole(r);

@@ -23,6 +23,7 @@ import { ROOT } from "./helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
+  serviceAccountCan,
   sharedControlPlane,
   writeTokenKubeconfig,
   type ControlPlane,
@@ -159,7 +160,16 @@ describe("operator (control plane): operator and sidecar processes, least privil
   };
   const leaseHolder = async (): Promise<string> =>
     (
-      await kubectl(["-n", ns, "get", "lease", "airlock-operator", "-o", "jsonpath={.spec.holderIdentity}"])
+      await kubectl([
+        "-n",
+        ns,
+        "get",
+        "lease",
+        "airlock-operator",
+        "--ignore-not-found",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+      ])
     ).trim();
   const metrics = async (identity: string): Promise<string> =>
     (await fetch(`${operator(identity).metrics}/metrics`)).text();
@@ -267,18 +277,8 @@ describe("operator (control plane): operator and sidecar processes, least privil
   });
 
   it("the pods' ServiceAccount may get and watch exactly the referenced Secret, and not list Secrets", async function () {
-    const can = async (verb: string, resource: string): Promise<string> =>
-      (
-        await cp.kubectl([
-          "auth",
-          "can-i",
-          verb,
-          resource,
-          "-n",
-          ns,
-          `--as=system:serviceaccount:${ns}:agent`,
-        ])
-      ).stdout.trim();
+    const can = (verb: string, resource: string) =>
+      serviceAccountCan(cp, ns, "agent", verb, resource, "-n", ns);
     expect(await can("get", "secrets/api-token")).to.equal("yes");
     expect(await can("watch", "secrets/api-token")).to.equal("yes");
     expect(await can("list", "secrets")).to.equal("no");

@@ -7,6 +7,7 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import { ROOT, type CommandResult } from "./cli.ts";
 import { adminKubeconfig, makeControlPlanePki } from "./control-plane-pki.ts";
 import { alive, ensureBinaries, stopPid, trackDir, trackPid, untrackDir } from "./control-plane-processes.ts";
@@ -306,27 +307,31 @@ export async function installAirlockCrds(cp: ControlPlane): Promise<void> {
   }
 }
 
-/** Writes a kubeconfig (mode 0600) that talks to `cp` with a bearer `token`, e.g. a ServiceAccount's. */
+/** A client-node KubeConfig that talks to `cp` with a bearer `token`, e.g. a ServiceAccount's. */
+export function tokenKubeConfig(cp: ControlPlane, token: string): KubeConfig {
+  const config = new KubeConfig();
+  config.loadFromOptions({
+    clusters: [{ name: "test", server: cp.server, caData: Buffer.from(cp.caPem).toString("base64") }],
+    users: [{ name: "token", token }],
+    contexts: [{ name: "test", cluster: "test", user: "token" }],
+    currentContext: "test",
+  });
+  return config;
+}
+
+/** Writes tokenKubeConfig(cp, token) to `path` (mode 0600), for processes' --kubeconfig. */
 export function writeTokenKubeconfig(cp: ControlPlane, path: string, token: string): string {
-  writeFileSync(
-    path,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "test",
-          cluster: {
-            server: cp.server,
-            "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
-          },
-        },
-      ],
-      users: [{ name: "token", user: { token } }],
-      contexts: [{ name: "test", context: { cluster: "test", user: "token" } }],
-      "current-context": "test",
-    }),
-    { mode: 0o600 },
-  );
+  writeFileSync(path, tokenKubeConfig(cp, token).exportConfig(), { mode: 0o600 });
   return path;
+}
+
+/** `kubectl auth can-i ARGS --as=system:serviceaccount:NS:SA` as admin: "yes" or "no". */
+export async function serviceAccountCan(
+  cp: ControlPlane,
+  namespace: string,
+  serviceAccount: string,
+  ...args: string[]
+): Promise<string> {
+  const as = `--as=system:serviceaccount:${namespace}:${serviceAccount}`;
+  return (await cp.kubectl(["auth", "can-i", as, ...args])).stdout.trim();
 }
