@@ -64,8 +64,7 @@ export class Reconciler {
   #workers: Promise<void>[] = [];
   /** Per namespace: when a watch event first arrived since the last reconcile began. */
   readonly #changedAt = new Map<string, number>();
-  /** Per namespace: the push targets (uid=hash) every sidecar last ACKed, and since when a newer set waits. */
-  readonly #converged = new Map<string, string>();
+  /** Per namespace: since when pushes have been in flight (some sidecar has not ACKed yet). */
   readonly #pendingSince = new Map<string, number>();
 
   constructor(options: ReconcilerOptions) {
@@ -154,9 +153,9 @@ export class Reconciler {
       // A change a resync found before its watch event arrived counts from this pass.
       return await this.#reconcile(ns, seen ?? Date.now());
     } catch (err) {
-      // Not reconciled after all: the change still waits, from when it was first seen.
-      const later = this.#changedAt.get(ns);
-      if (seen !== undefined) this.#changedAt.set(ns, Math.min(seen, later ?? seen));
+      // Not reconciled after all: the change still waits, from when it was first seen (any event
+      // recorded meanwhile is later).
+      if (seen !== undefined) this.#changedAt.set(ns, seen);
       throw err;
     }
   }
@@ -217,11 +216,11 @@ export class Reconciler {
   }
 
   /**
-   * airlock_operator_convergence_seconds: a namespace's push targets (pod uid → bundle hash) that
-   * differ from the last set every sidecar ACKed are a change in flight, timed from when the
-   * operator first saw it (the watch event, or the pass that found it) until a pass ends with every
-   * target ACKed. Passes that change no bundle (status echoes, resyncs) and a new leader finding
-   * sidecars already current are not observed.
+   * airlock_operator_convergence_seconds. `desired.pushes` holds only sidecars that do not run their
+   * bundle yet, so a non-empty list is a change in flight: timed from when the operator first saw it
+   * (the watch event, or the pass that found it) until a pass ends with every push ACKed. Passes
+   * with nothing to push (status echoes, resyncs) and a new leader finding sidecars already current
+   * (every push `unchanged`, nothing posted) are not observed.
    */
   #observeConvergence(
     ns: string,
@@ -230,12 +229,8 @@ export class Reconciler {
     allAcked: boolean,
     posted: boolean,
   ): void {
-    const targets = desired.pushes
-      .map((t) => `${t.uid}=${t.hash}`)
-      .sort()
-      .join(",");
-    if (this.#converged.get(ns) === targets) {
-      this.#pendingSince.delete(ns); // back where every sidecar already was (e.g. a pod that never ACKed left)
+    if (desired.pushes.length === 0) {
+      this.#pendingSince.delete(ns); // nothing in flight (e.g. a pod that never ACKed left)
       return;
     }
     const since = this.#pendingSince.get(ns) ?? seen;
@@ -244,7 +239,6 @@ export class Reconciler {
       return;
     }
     if (posted) this.#options.metrics?.convergence.observe((Date.now() - since) / 1000);
-    this.#converged.set(ns, targets);
     this.#pendingSince.delete(ns);
   }
 
