@@ -1,7 +1,17 @@
 // Test-only builders for the operator core: objects shaped as the API server returns them, in
 // namespace `agents`. Not part of the core's surface.
 
+import {
+  credential as credentialManifest,
+  policy as policyManifest,
+} from "../../sidecar/policy/test-fixtures.ts";
 import type { PodInfo, SecretInfo, SidecarReport, Snapshot } from "./snapshot.ts";
+
+/** Adds what the API server sets on a listed object: uid `uid-<name>` and a generation. */
+function listed(manifest: Record<string, unknown>, generation = 1): Record<string, unknown> {
+  const metadata = manifest.metadata as { name: string };
+  return { ...manifest, metadata: { ...metadata, uid: `uid-${metadata.name}`, generation } };
+}
 
 /** An EgressPolicy as listed from the API (uid and generation set). */
 export function policy(
@@ -9,28 +19,13 @@ export function policy(
   egress: unknown[],
   extra: { podSelector?: unknown; generation?: number; mode?: string } = {},
 ): Record<string, unknown> {
-  const spec: Record<string, unknown> = { podSelector: extra.podSelector ?? {}, egress };
-  if (extra.mode !== undefined) spec.mode = extra.mode;
-  return {
-    apiVersion: "airlock.dev/v1alpha1",
-    kind: "EgressPolicy",
-    metadata: { name, namespace: "agents", uid: `uid-${name}`, generation: extra.generation ?? 1 },
-    spec,
-  };
+  const { generation, ...manifest } = extra;
+  return listed(policyManifest(name, egress, manifest), generation);
 }
 
 /** A Credential with a bearer header reading Secret `<name>-token`, key `token`, unless overridden. */
 export function credential(name: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiVersion: "airlock.dev/v1alpha1",
-    kind: "Credential",
-    metadata: { name, namespace: "agents", uid: `uid-${name}`, generation: 1 },
-    spec: {
-      secretRef: { name: `${name}-token`, key: "token" },
-      injection: { header: { name: "Authorization", valuePrefix: "Bearer " } },
-      ...spec,
-    },
-  };
+  return listed(credentialManifest(name, spec));
 }
 
 /** A Secret holding `keys` (default just `token`). */
