@@ -119,6 +119,24 @@ describe("decide: one case per numbered check", () => {
       want: { outcome: "allow", reason: "RuleMatched", policy: "agents/coding-agent", rule: "npm" },
     },
     {
+      name: "2. a rule without methods does not match TRACE (it would reflect the credential)",
+      index: main,
+      facts: { host: "registry.npmjs.org", method: "TRACE", path: "/x" },
+      want: { outcome: "block", reason: "NoRuleMatched" },
+    },
+    {
+      name: "2. a rule without methods does not match an extension method",
+      index: main,
+      facts: { host: "registry.npmjs.org", method: "PROPFIND", path: "/x" },
+      want: { outcome: "block", reason: "NoRuleMatched" },
+    },
+    {
+      name: "2. a rule without methods matches OPTIONS (one of the documented set)",
+      index: main,
+      facts: { host: "registry.npmjs.org", method: "OPTIONS", path: "/x" },
+      want: { outcome: "allow", reason: "RuleMatched", policy: "agents/coding-agent", rule: "npm" },
+    },
+    {
       name: "3. no candidate → block NoRuleMatched, saying what to change",
       index: main,
       facts: { host: "example.com", path: "/y" },

@@ -6,6 +6,7 @@ import { compareCandidates, hostCandidates, type Candidate } from "./candidates.
 import { isRecord } from "./fields.ts";
 import { canonicalHost, hostMatches, hostPatternString } from "./host.ts";
 import type { IndexedRule, PolicyIndex } from "./load.ts";
+import { DEFAULT_METHODS } from "./methods.ts";
 import { pathMatches } from "./path.ts";
 import type { Decision, PolicyReason, RequestFacts, TunnelDecision, TunnelFacts } from "./types.ts";
 
@@ -32,6 +33,13 @@ function sanitize<T extends RequestFacts | TunnelFacts>(facts: T): T {
 
 function hostForDisplay(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+function whyMethodMatchesNothing(method: string): string {
+  if (DEFAULT_METHODS.has(method)) return "";
+  if (method === "TRACE")
+    return "; TRACE is never allowed: the upstream would reflect the request, credentials included";
+  return `; only ${[...DEFAULT_METHODS].join(", ")} can be allowed, and "${method}" is not one of them`;
 }
 
 function whyHostMatchesNothing(host: string): string {
@@ -61,7 +69,7 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
   if (name === undefined) return [];
   const candidates: Candidate[] = [];
   for (const [entry, hostRank] of hostCandidates(index, name, facts.port)) {
-    if (entry.methods !== null && !entry.methods.has(facts.method)) continue;
+    if (!(entry.methods ?? DEFAULT_METHODS).has(facts.method)) continue;
     let pathRank = 0;
     if (entry.paths !== null) {
       pathRank = -1;
@@ -80,7 +88,8 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
  *  1. No index loaded → block NoPolicyLoaded (never relaxed by Audit).
  *  2. Candidates: rules whose host matches facts.host (a host that is not a valid DNS name,
  *     e.g. an IP literal, matches nothing), whose ports include facts.port, whose methods
- *     include facts.method (or are any), and one of whose paths matches facts.path (or any).
+ *     include facts.method (a rule without methods: HTTP_METHODS, so never TRACE, CONNECT or
+ *     an extension method), and one of whose paths matches facts.path (or any).
  *  3. No candidate → block NoRuleMatched.
  *  4. Rank candidates: (a) exact host before wildcard, and among wildcards the longer suffix
  *     (more labels) first; (b) the longer matching path pattern first (a rule without paths
@@ -104,7 +113,8 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   const candidates = requestCandidates(index, name, facts);
   const best = candidates[0];
   if (best === undefined) {
-    const message = `no rule of the loaded policy allows ${target}${whyHostMatchesNothing(facts.host)}; add a rule to an EgressPolicy selecting this pod`;
+    const why = whyMethodMatchesNothing(facts.method) || whyHostMatchesNothing(facts.host);
+    const message = `no rule of the loaded policy allows ${target}${why}; add a rule to an EgressPolicy selecting this pod`;
     return enforceOrAudit(index, block("NoRuleMatched", message));
   }
 

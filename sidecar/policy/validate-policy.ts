@@ -18,11 +18,11 @@ import { validateLabelSelector } from "./label-selector.ts";
 import type { EgressPolicy, EgressRule } from "./manifest-types.ts";
 import { dnsLabelProblem, dnsSubdomainProblem } from "./names.ts";
 import { objectRefOf, validateHeader, withObject } from "./object-meta.ts";
+import { HTTP_METHODS } from "./methods.ts";
 import { compilePathPattern } from "./path.ts";
 import type { FieldError, Mode, Result } from "./types.ts";
 
-/** Methods a rule may name; TRACE and CONNECT are refused on purpose (see methodProblem). */
-export const HTTP_METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+export { HTTP_METHODS } from "./methods.ts";
 
 /** Upper bounds a CRD schema would set: they keep one policy's bundle and status readable. */
 export const MAX_RULES = 256;
