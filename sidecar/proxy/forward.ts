@@ -3,9 +3,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
-import { pipeline, type Readable } from "node:stream";
-import zlib from "node:zlib";
-import { DECISION_HEADER } from "../constants.ts";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { Entry, RequestFacts } from "../policy/types.ts";
 import type { Gate } from "./gate.ts";
@@ -14,9 +11,10 @@ import {
   injectedHeaderNames,
   pairHeaders,
   rewriteQuery,
+  withoutClientClaims,
   type HeaderList,
 } from "./inject.ts";
-import { ScrubStream, scrubPatterns, scrubText } from "./scrub.ts";
+import { relayedResponse, sendRelayed } from "./response.ts";
 import { headerValues, parseAbsoluteTarget, parseAuthority } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
 import { blockVerdict, sendBlock, sendUpstreamError, upstreamErrorKind, type Verdict } from "./verdict.ts";
@@ -49,8 +47,6 @@ export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams 
     timeoutMs,
   };
 }
-
-const RESPONSE_HOP_BY_HOP = ["content-length", "content-encoding"];
 
 type Target =
   { ok: true; host: string; port: number; pathAndQuery: string } | { ok: false; verdict: Verdict };
@@ -186,7 +182,7 @@ export async function handleRequest(
   }
 
   let query = normalized.query;
-  let headers: HeaderList = pairHeaders(req.rawHeaders);
+  let headers: HeaderList = withoutClientClaims(pairHeaders(req.rawHeaders));
   let patterns: Buffer[] = [];
   if (injection?.ok === true) {
     const prepared = injection.injection;
@@ -195,7 +191,7 @@ export async function handleRequest(
     headers.push(["Accept-Encoding", "identity"]);
     if (prepared.header) headers.push(prepared.header);
     if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
-    patterns = scrubPatterns(prepared.scrubForms);
+    patterns = prepared.patterns;
   } else {
     headers = forwardableHeaders(headers);
     verdict = { ...verdict, credential: undefined };
@@ -261,42 +257,36 @@ function forward(
     finished = true;
     plan.onDone(status, bytes);
   };
+  const outcome = plan.credential !== undefined ? "inject" : "allow";
   const upstream = (secure ? https : http).request(options, (upRes) => {
-    const scrubbing = plan.patterns.length > 0;
-    const onScrub = (count: number): void => {
-      gate.metrics.credentialScrubbed.inc({ credential: plan.credential ?? "" }, count);
-    };
-    const outHeaders: string[] = [];
-    const dropped = scrubbing ? RESPONSE_HOP_BY_HOP : [];
-    for (const [name, value] of forwardableHeaders(pairHeaders(upRes.rawHeaders), dropped)) {
-      const scrubbed = scrubbing ? scrubText(value, plan.patterns) : { text: value, count: 0 };
-      if (scrubbed.count > 0) onScrub(scrubbed.count);
-      outHeaders.push(name, scrubbed.text);
+    const relayed = relayedResponse(upRes, {
+      method: facts.method,
+      patterns: plan.patterns,
+      outcome,
+      onScrub: (count) => {
+        gate.metrics.credentialScrubbed.inc({ credential: plan.credential ?? "" }, count);
+      },
+    });
+    if (!relayed.ok) {
+      upRes.destroy();
+      gate.metrics.upstreamErrors.inc({ kind: "protocol" });
+      gate.log.warn({ reason: relayed.unreadable.reason, host: facts.host }, "response refused: unreadable");
+      sendUpstreamError(res, "protocol", outcome);
+      done(res.statusCode);
+      return;
     }
-    outHeaders.push(DECISION_HEADER, plan.credential !== undefined ? "inject" : "allow");
-    let body: Readable = upRes;
-    if (scrubbing) {
-      const decoded = decoder(upRes.headers["content-encoding"]);
-      if (decoded === null) {
-        upRes.destroy();
-        gate.metrics.upstreamErrors.inc({ kind: "protocol" });
-        sendUpstreamError(res, "protocol", "inject");
+    sendRelayed(
+      res,
+      relayed,
+      (count) => (bytes += count),
+      (err) => {
+        if (err && !res.headersSent) {
+          gate.metrics.upstreamErrors.inc({ kind: "protocol" });
+          sendUpstreamError(res, "protocol", outcome);
+        } else if (err) res.destroy();
         done(res.statusCode);
-        return;
-      }
-      const scrubber = new ScrubStream(plan.patterns, onScrub);
-      body = decoded
-        ? pipeline(upRes, decoded, scrubber, () => undefined)
-        : pipeline(upRes, scrubber, () => undefined);
-    }
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, outHeaders);
-    body.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    pipeline(body, res, (err) => {
-      if (err) res.destroy();
-      done(upRes.statusCode ?? 0);
-    });
+      },
+    );
   });
   upstream.on("timeout", () => {
     upstream.destroy(Object.assign(new Error("upstream timed out"), { code: "UpstreamTimeout" }));
@@ -304,7 +294,7 @@ function forward(
   upstream.on("error", (err) => {
     const kind = upstreamErrorKind(err);
     gate.metrics.upstreamErrors.inc({ kind });
-    sendUpstreamError(res, kind, plan.credential !== undefined ? "inject" : "allow");
+    sendUpstreamError(res, kind, outcome);
     done(res.statusCode);
   });
   res.on("close", () => {
@@ -315,16 +305,4 @@ function forward(
   // Not pipeline(): an upstream failure must leave the agent's connection open for the 502.
   req.on("error", () => upstream.destroy());
   req.pipe(upstream);
-}
-
-/** A decoder for a response's content-encoding: undefined for identity, null for one we cannot read. */
-function decoder(
-  encoding: string | undefined,
-): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null | undefined {
-  const value = (encoding ?? "identity").trim().toLowerCase();
-  if (value === "identity" || value === "") return undefined;
-  if (value === "gzip" || value === "x-gzip") return zlib.createGunzip();
-  if (value === "deflate") return zlib.createInflate();
-  if (value === "br") return zlib.createBrotliDecompress();
-  return null;
 }

@@ -55,6 +55,11 @@ export class Gate {
   #index: PolicyIndex | null = null;
   #generation = 0;
   #isSelf: (address: string, port: number) => boolean;
+  /** The last prepared injection per credential id: patterns are built once per value, not per request. */
+  #prepared = new Map<
+    string,
+    { credential: CompiledCredential; value: string; injection: PreparedInjection }
+  >();
 
   constructor(options: GateOptions) {
     this.resolver = options.resolver;
@@ -90,6 +95,7 @@ export class Gate {
     if (!loaded.ok) return loaded;
     this.#index = loaded.value;
     this.#generation = generation;
+    this.#prepared.clear();
     this.#trackSecrets();
     this.metrics.policyInfo.reset();
     this.metrics.policyInfo.set({ generation: String(generation), hash: loaded.value.policy.hash }, 1);
@@ -170,7 +176,12 @@ export class Gate {
     const value = lookup.value.toString("utf8");
     const unsafe = unsafeValueReason(value);
     if (unsafe !== undefined) return fail("InvalidValue", `credential ${id} cannot be sent: ${unsafe}`);
-    return { ok: true, credential, injection: prepareInjection(credential, value) };
+    const cached = this.#prepared.get(id);
+    if (cached?.value === value && cached.credential === credential)
+      return { ok: true, credential, injection: cached.injection };
+    const injection = prepareInjection(credential, value);
+    this.#prepared.set(id, { credential, value, injection });
+    return { ok: true, credential, injection };
   }
 
   /** Counts a decision and writes its audit line. */

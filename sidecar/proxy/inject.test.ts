@@ -6,6 +6,7 @@ import {
   prepareInjection,
   rewriteQuery,
   unsafeValueReason,
+  withoutClientClaims,
 } from "./inject.ts";
 
 const base = { id: "ns/c", namespace: "ns", name: "c", secretRef: { name: "s", key: "k" }, hosts: null };
@@ -29,43 +30,56 @@ describe("inject", function () {
     expect(got).to.deep.equal([["Accept", "*/*"]]);
   });
 
-  const table: { name: string; credential: CompiledCredential; want: ReturnType<typeof prepareInjection> }[] =
-    [
-      {
-        name: "header with prefix",
-        credential: { ...base, injection: { kind: "header", name: "Authorization", valuePrefix: "Bearer " } },
-        want: {
-          header: ["Authorization", "Bearer v a/l"],
-          scrubForms: ["Bearer v a/l", "v a/l", "v%20a%2Fl", Buffer.from("v a/l").toString("base64")],
-        },
+  const token = Buffer.from("x-access-token:v a/l").toString("base64");
+  const table: {
+    name: string;
+    credential: CompiledCredential;
+    want: Omit<ReturnType<typeof prepareInjection>, "patterns">;
+  }[] = [
+    {
+      name: "header with prefix",
+      credential: { ...base, injection: { kind: "header", name: "Authorization", valuePrefix: "Bearer " } },
+      want: { header: ["Authorization", "Bearer v a/l"], sent: ["v a/l", "Bearer v a/l"] },
+    },
+    {
+      name: "basic auth",
+      credential: { ...base, injection: { kind: "basicAuth", username: "x-access-token" } },
+      want: {
+        header: ["Authorization", `Basic ${token}`],
+        sent: ["v a/l", "x-access-token:v a/l", token, `Basic ${token}`],
       },
-      {
-        name: "basic auth",
-        credential: { ...base, injection: { kind: "basicAuth", username: "x-access-token" } },
-        want: {
-          header: ["Authorization", `Basic ${Buffer.from("x-access-token:v a/l").toString("base64")}`],
-          scrubForms: [
-            Buffer.from("x-access-token:v a/l").toString("base64"),
-            "v a/l",
-            "v%20a%2Fl",
-            Buffer.from("v a/l").toString("base64"),
-          ],
-        },
-      },
-      {
-        name: "query parameter",
-        credential: { ...base, injection: { kind: "queryParam", name: "api_key" } },
-        want: {
-          query: ["api_key", "v a/l"],
-          scrubForms: ["v a/l", "v%20a%2Fl", Buffer.from("v a/l").toString("base64")],
-        },
-      },
-    ];
+    },
+    {
+      name: "query parameter",
+      credential: { ...base, injection: { kind: "queryParam", name: "api_key" } },
+      want: { query: ["api_key", "v a/l"], sent: ["v a/l", "api_key=v%20a%2Fl"] },
+    },
+  ];
   for (const c of table) {
     it(`prepareInjection: ${c.name}`, function () {
-      expect(prepareInjection(c.credential, "v a/l")).to.deep.equal(c.want);
+      const { patterns, ...rest } = prepareInjection(c.credential, "v a/l");
+      expect(rest).to.deep.equal(c.want);
+      // Every string sent is itself a pattern (lower-cased: matching ignores case).
+      const have = new Set(patterns.map((p) => p.toString()));
+      for (const sent of c.want.sent) expect(have.has(sent.toLowerCase()), sent).to.equal(true);
     });
   }
+
+  it("withoutClientClaims drops Forwarded, X-Forwarded-* and X-Real-IP in any case", function () {
+    const got = withoutClientClaims([
+      ["Forwarded", "for=1.2.3.4"],
+      ["X-Forwarded-For", "1.2.3.4"],
+      ["x-forwarded-host", "admin.internal"],
+      ["X-FORWARDED-PROTO", "https"],
+      ["X-Real-IP", "10.0.0.1"],
+      ["X-Forwarder", "kept: not a forwarding claim"],
+      ["Accept", "*/*"],
+    ]);
+    expect(got).to.deep.equal([
+      ["X-Forwarder", "kept: not a forwarding claim"],
+      ["Accept", "*/*"],
+    ]);
+  });
 
   it("injectedHeaderNames names what each form sets", function () {
     expect(table.map((c) => injectedHeaderNames(c.credential))).to.deep.equal([

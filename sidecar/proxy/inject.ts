@@ -1,6 +1,8 @@
 // Attaching a credential to an outgoing request, and the header hygiene around it. Pure functions
 // over header lists so the rules are table-tested without sockets.
 import type { CompiledCredential } from "../policy/types.ts";
+import { encodedForms } from "./scrub-forms.ts";
+import { scrubPatterns } from "./scrub.ts";
 
 /** Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1, plus proxy ones). */
 const HOP_BY_HOP = new Set([
@@ -40,14 +42,28 @@ export function forwardableHeaders(headers: HeaderList, extraDrop: Iterable<stri
   return headers.filter(([name]) => !drop.has(name.toLowerCase()));
 }
 
+/**
+ * Drops headers that make claims about the client or the hops before it (`Forwarded`,
+ * `X-Forwarded-*`, `X-Real-IP`): the agent could forge them, and upstreams trust them for access
+ * decisions and logs. The boundary vouches for no such claim, so none crosses it.
+ */
+export function withoutClientClaims(headers: HeaderList): HeaderList {
+  return headers.filter(([name]) => {
+    const lower = name.toLowerCase();
+    return lower !== "forwarded" && lower !== "x-real-ip" && !lower.startsWith("x-forwarded-");
+  });
+}
+
 /** A credential value prepared for one request: what to set, and every form to scrub on the way back. */
 export interface PreparedInjection {
   /** Header to add (after removing every agent-supplied header of that name). */
   header?: [string, string];
   /** Query parameter to add (after removing every agent-supplied parameter of that name). */
   query?: [string, string];
-  /** Every encoding of the value the sidecar sends or an upstream would plausibly echo. */
-  scrubForms: string[];
+  /** Every string put on the wire that carries the value, the value first. */
+  sent: string[];
+  /** The scrub patterns for `sent` (see scrub-forms.ts), ready for scrubText / ScrubStream. */
+  patterns: Buffer[];
 }
 
 /** Why a secret value cannot be sent (it would let the agent or an upstream split the request). */
@@ -62,19 +78,27 @@ export function unsafeValueReason(value: string): string | undefined {
 /** Builds the injection for `credential` with `value`; the caller has checked unsafeValueReason. */
 export function prepareInjection(credential: CompiledCredential, value: string): PreparedInjection {
   const injection = credential.injection;
-  const base64 = Buffer.from(value).toString("base64");
-  const common = [value, encodeURIComponent(value), base64];
+  const prepared = (sent: string[], set: Pick<PreparedInjection, "header" | "query">): PreparedInjection => ({
+    ...set,
+    sent,
+    patterns: scrubPatterns(encodedForms(sent)),
+  });
   switch (injection.kind) {
     case "header": {
       const headerValue = injection.valuePrefix + value;
-      return { header: [injection.name, headerValue], scrubForms: [headerValue, ...common] };
+      return prepared([value, headerValue], { header: [injection.name, headerValue] });
     }
     case "basicAuth": {
-      const token = Buffer.from(`${injection.username}:${value}`).toString("base64");
-      return { header: ["Authorization", `Basic ${token}`], scrubForms: [token, ...common] };
+      const pair = `${injection.username}:${value}`;
+      const token = Buffer.from(pair).toString("base64");
+      return prepared([value, pair, token, `Basic ${token}`], {
+        header: ["Authorization", `Basic ${token}`],
+      });
     }
-    case "queryParam":
-      return { query: [injection.name, value], scrubForms: common };
+    case "queryParam": {
+      const pair = `${encodeURIComponent(injection.name)}=${encodeURIComponent(value)}`;
+      return prepared([value, pair], { query: [injection.name, value] });
+    }
   }
 }
 

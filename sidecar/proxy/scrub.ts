@@ -1,19 +1,33 @@
-// Removes every exact occurrence of an injected credential (in each encoding the sidecar sent it)
-// from what flows back to the agent: response headers and the streamed body.
+// Removes every occurrence of an injected credential (in each encoding of what the sidecar sent,
+// see scrub-forms.ts) from what flows back to the agent: status line, header names and values,
+// and the streamed body. Matching ignores ASCII case: hex and hex-like values come back in either.
 import { Transform, type TransformCallback } from "node:stream";
 
 /** The replacement written where a credential stood. */
 export const REDACTED = "[airlock:redacted]";
 const REDACTED_BYTES = Buffer.from(REDACTED);
 
-/** Byte patterns to remove, longest first so a longer encoding wins over a substring of it. */
+/**
+ * Byte patterns to remove, ASCII lower-cased (matching ignores case), de-duplicated, longest
+ * first so a longer encoding wins over a substring of it.
+ */
 export function scrubPatterns(forms: (string | Buffer)[]): Buffer[] {
   const unique = new Map<string, Buffer>();
   for (const form of forms) {
-    const bytes = typeof form === "string" ? Buffer.from(form) : form;
+    const bytes = asciiLower(typeof form === "string" ? Buffer.from(form) : form);
     if (bytes.length > 0) unique.set(bytes.toString("hex"), bytes);
   }
   return [...unique.values()].sort((a, b) => b.length - a.length);
+}
+
+/** A copy of `buf` with A–Z turned into a–z and every other byte kept (same length). */
+export function asciiLower(buf: Buffer): Buffer {
+  const out = Buffer.from(buf);
+  for (let i = 0; i < out.length; i++) {
+    const byte = out[i] as number;
+    if (byte >= 0x41 && byte <= 0x5a) out[i] = byte + 0x20;
+  }
+  return out;
 }
 
 /** Replaces every occurrence of any pattern in `text`; returns the new text and how many were replaced. */
@@ -32,13 +46,14 @@ function scrubBuffer(
   limit: number,
 ): { output: Buffer; consumed: number; count: number } {
   const parts: Buffer[] = [];
+  const folded = asciiLower(buf);
   let position = 0;
   let count = 0;
   for (;;) {
     let best = -1;
     let bestPattern: Buffer | undefined;
     for (const pattern of patterns) {
-      const at = buf.indexOf(pattern, position);
+      const at = folded.indexOf(pattern, position);
       if (at !== -1 && (best === -1 || at < best)) {
         best = at;
         bestPattern = pattern;

@@ -1,0 +1,176 @@
+// The way back: an upstream's response relayed to the agent. On an inject path everything of it
+// that reaches the agent passes one scrubbing step (status line, header names and values, body),
+// and what the sidecar cannot read fully is refused rather than passed on. What is never relayed
+// on any path: 1xx interim responses and trailers (nothing an agent needs from an upstream, and
+// two more places a reflection could hide).
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { finished, pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
+import zlib from "node:zlib";
+import { DECISION_HEADER } from "../constants.ts";
+import { forwardableHeaders, pairHeaders } from "./inject.ts";
+import { ScrubStream, scrubText } from "./scrub.ts";
+
+/** Response headers that describe the body as the upstream sent it; a decoded body drops them. */
+const BODY_FRAMING = ["content-length", "content-encoding"];
+
+/** How a response is relayed: `patterns` non-empty means an inject path (scrub, refuse unreadable). */
+export interface RelayPlan {
+  method: string;
+  patterns: Buffer[];
+  outcome: "inject" | "allow";
+  /** Told how many occurrences were replaced, each time some were. */
+  onScrub: (count: number) => void;
+}
+
+/** Why a response on an inject path cannot be relayed (it would reach the agent unread). */
+export type Unreadable = { reason: string };
+
+/**
+ * The status line, headers and body to send the agent, or why the response is refused. On an
+ * inject path: the reason phrase is the standard one for the code (the upstream's could carry
+ * the value); a header whose name holds a credential form is dropped, values are scrubbed;
+ * transfer-codings other than chunked, and content-codings the sidecar cannot decode or that
+ * are nested, are refused.
+ */
+export function relayedResponse(
+  upRes: IncomingMessage,
+  plan: RelayPlan,
+): ({ ok: true } & Relayed) | { ok: false; unreadable: Unreadable } {
+  const status = upRes.statusCode ?? 502;
+  const scrubbing = plan.patterns.length > 0;
+  if (!scrubbing) {
+    const headers = forwardableHeaders(pairHeaders(upRes.rawHeaders)).flat();
+    headers.push(DECISION_HEADER, plan.outcome);
+    return { ok: true, status, message: upRes.statusMessage ?? "", headers, body: upRes, holdHeaders: false };
+  }
+  const transfer = codings(upRes.headers["transfer-encoding"]).filter((c) => c !== "chunked");
+  if (transfer.length > 0)
+    return { ok: false, unreadable: { reason: `transfer-coding ${transfer.join(", ")} cannot be read` } };
+  const content = codings(upRes.headers["content-encoding"]);
+  const hasBody =
+    plan.method !== "HEAD" && status !== 204 && status !== 304 && upRes.headers["content-length"] !== "0";
+  const decoder = hasBody ? decoderFor(content) : undefined;
+  if (decoder === null)
+    return { ok: false, unreadable: { reason: `content-coding ${content.join(", ")} cannot be read` } };
+
+  const headers: string[] = [];
+  const dropped = decoder !== undefined || content.length === 0 ? BODY_FRAMING : ["content-length"];
+  for (const [name, value] of forwardableHeaders(pairHeaders(upRes.rawHeaders), dropped)) {
+    const named = scrubText(name, plan.patterns);
+    if (named.count > 0) {
+      plan.onScrub(named.count);
+      continue;
+    }
+    const scrubbed = scrubText(value, plan.patterns);
+    if (scrubbed.count > 0) plan.onScrub(scrubbed.count);
+    headers.push(name, scrubbed.text);
+  }
+  headers.push(DECISION_HEADER, plan.outcome);
+  const scrubber = new ScrubStream(plan.patterns, plan.onScrub);
+  const body =
+    decoder === undefined
+      ? pipeline(upRes, scrubber, () => undefined)
+      : pipeline(upRes, decoder, new NotCompressedAgain(), scrubber, () => undefined);
+  const message = STATUS_CODES[status] ?? "";
+  return { ok: true, status, message, headers, body, holdHeaders: decoder !== undefined };
+}
+
+/** A response ready to send the agent. */
+export interface Relayed {
+  status: number;
+  message: string;
+  headers: string[];
+  body: Readable;
+  /** Send the headers only once the body's first bytes are known good (a decoded body). */
+  holdHeaders: boolean;
+}
+
+/**
+ * Writes a relayed response with backpressure. `onEnd` gets undefined when the agent has it all,
+ * or the error that cut the body short; with `headersSent` false the caller can still answer 502.
+ */
+export function sendRelayed(
+  res: ServerResponse,
+  relayed: Relayed,
+  onBytes: (count: number) => void,
+  onEnd: (err: Error | undefined) => void,
+): void {
+  let started = false;
+  const start = (): void => {
+    if (started || res.destroyed) return;
+    started = true;
+    res.writeHead(relayed.status, relayed.message, relayed.headers);
+  };
+  if (!relayed.holdHeaders) start();
+  const { body } = relayed;
+  body.on("data", (chunk: Buffer) => {
+    start();
+    onBytes(chunk.length);
+    if (!res.write(chunk)) body.pause();
+  });
+  res.on("drain", () => body.resume());
+  finished(body, (err) => {
+    if (err) {
+      onEnd(err);
+      return;
+    }
+    start();
+    res.end(() => {
+      onEnd(undefined);
+    });
+  });
+}
+
+function codings(header: string | undefined): string[] {
+  return (header ?? "")
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "" && c !== "identity");
+}
+
+/** A decoder for one content-coding: undefined for none, null for what cannot be read (or nested). */
+function decoderFor(content: string[]): Transform | null | undefined {
+  if (content.length === 0) return undefined;
+  if (content.length > 1) return null;
+  switch (content[0]) {
+    case "gzip":
+    case "x-gzip":
+      return zlib.createGunzip();
+    case "deflate":
+      return zlib.createInflate();
+    case "br":
+      return zlib.createBrotliDecompress();
+    case "zstd":
+      return zlib.createZstdDecompress();
+    default:
+      return null;
+  }
+}
+
+/**
+ * Fails a decoded body that starts with a gzip header: a second coding under one
+ * Content-Encoding would reach the agent still compressed, out of the scrubber's sight.
+ */
+class NotCompressedAgain extends Transform {
+  #head: Buffer | undefined = Buffer.alloc(0);
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#head === undefined) {
+      callback(null, chunk);
+      return;
+    }
+    const head = Buffer.concat([this.#head, chunk]);
+    if (head.length < 2) {
+      this.#head = head;
+      callback();
+      return;
+    }
+    this.#head = undefined;
+    if (head[0] === 0x1f && head[1] === 0x8b) callback(new Error("nested content-coding"));
+    else callback(null, head);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(null, this.#head !== undefined && this.#head.length > 0 ? this.#head : undefined);
+  }
+}
