@@ -17,7 +17,14 @@ import {
 import { relayedResponse, sendRelayed } from "./response.ts";
 import { headerValues, parseAbsoluteTarget, parseAuthority } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
-import { blockVerdict, sendBlock, sendUpstreamError, upstreamErrorKind, type Verdict } from "./verdict.ts";
+import {
+  blockVerdict,
+  sendBlock,
+  sendUpstreamError,
+  upstreamErrorKind,
+  type UpstreamErrorKind,
+  type Verdict,
+} from "./verdict.ts";
 
 /** How the connection a request arrived on was established. */
 export interface ConnContext {
@@ -258,7 +265,20 @@ function forward(
     plan.onDone(status, bytes);
   };
   const outcome = plan.credential !== undefined ? "inject" : "allow";
+  let response: IncomingMessage | undefined;
+  let answered = false;
+  // The one way a failure reaches the agent: a 502/504 while nothing of the response has been
+  // sent, else the connection cut (a truncated body must not look complete).
+  const fail = (kind: UpstreamErrorKind): void => {
+    if (answered) return;
+    answered = true;
+    gate.metrics.upstreamErrors.inc({ kind });
+    if (res.headersSent) res.destroy();
+    else sendUpstreamError(res, kind, outcome);
+    done(res.statusCode);
+  };
   const upstream = (secure ? https : http).request(options, (upRes) => {
+    response = upRes;
     const relayed = relayedResponse(upRes, {
       method: facts.method,
       patterns: plan.patterns,
@@ -269,10 +289,8 @@ function forward(
     });
     if (!relayed.ok) {
       upRes.destroy();
-      gate.metrics.upstreamErrors.inc({ kind: "protocol" });
       gate.log.warn({ reason: relayed.unreadable.reason, host: facts.host }, "response refused: unreadable");
-      sendUpstreamError(res, "protocol", outcome);
-      done(res.statusCode);
+      fail("protocol");
       return;
     }
     sendRelayed(
@@ -280,10 +298,11 @@ function forward(
       relayed,
       (count) => (bytes += count),
       (err) => {
-        if (err && !res.headersSent) {
-          gate.metrics.upstreamErrors.inc({ kind: "protocol" });
-          sendUpstreamError(res, "protocol", outcome);
-        } else if (err) res.destroy();
+        if (err) {
+          fail("protocol");
+          return;
+        }
+        answered = true;
         done(res.statusCode);
       },
     );
@@ -292,10 +311,13 @@ function forward(
     upstream.destroy(Object.assign(new Error("upstream timed out"), { code: "UpstreamTimeout" }));
   });
   upstream.on("error", (err) => {
-    const kind = upstreamErrorKind(err);
-    gate.metrics.upstreamErrors.inc({ kind });
-    sendUpstreamError(res, kind, outcome);
-    done(res.statusCode);
+    // Bytes after a complete response (a HEAD answered with a body) are the upstream's fault,
+    // not the response's: the agent keeps what it was sent in full.
+    if (response?.complete === true) {
+      gate.metrics.upstreamErrors.inc({ kind: "protocol" });
+      return;
+    }
+    fail(upstreamErrorKind(err));
   });
   res.on("close", () => {
     // The agent went away: stop the upstream side too.

@@ -41,7 +41,7 @@ export function relayedResponse(
   if (!scrubbing) {
     const headers = forwardableHeaders(pairHeaders(upRes.rawHeaders)).flat();
     headers.push(DECISION_HEADER, plan.outcome);
-    return { ok: true, status, message: upRes.statusMessage ?? "", headers, body: upRes, holdHeaders: false };
+    return { ok: true, status, message: upRes.statusMessage ?? "", headers, body: upRes };
   }
   const transfer = codings(upRes.headers["transfer-encoding"]).filter((c) => c !== "chunked");
   if (transfer.length > 0)
@@ -72,7 +72,7 @@ export function relayedResponse(
       ? pipeline(upRes, scrubber, () => undefined)
       : pipeline(upRes, decoder, new NotCompressedAgain(), scrubber, () => undefined);
   const message = STATUS_CODES[status] ?? "";
-  return { ok: true, status, message, headers, body, holdHeaders: decoder !== undefined };
+  return { ok: true, status, message, headers, body };
 }
 
 /** A response ready to send the agent. */
@@ -81,13 +81,13 @@ export interface Relayed {
   message: string;
   headers: string[];
   body: Readable;
-  /** Send the headers only once the body's first bytes are known good (a decoded body). */
-  holdHeaders: boolean;
 }
 
 /**
- * Writes a relayed response with backpressure. `onEnd` gets undefined when the agent has it all,
- * or the error that cut the body short; with `headersSent` false the caller can still answer 502.
+ * Writes a relayed response with backpressure. The head waits for the body's first bytes (or its
+ * end): a body that fails at once — a bad chunk, a coding that does not decode or is nested —
+ * can still become a 502 rather than a truncated answer. `onEnd` gets undefined when the agent
+ * has it all, or the error that cut the body short.
  */
 export function sendRelayed(
   res: ServerResponse,
@@ -101,7 +101,6 @@ export function sendRelayed(
     started = true;
     res.writeHead(relayed.status, relayed.message, relayed.headers);
   };
-  if (!relayed.holdHeaders) start();
   const { body } = relayed;
   body.on("data", (chunk: Buffer) => {
     start();
