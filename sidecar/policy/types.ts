@@ -52,7 +52,7 @@ export interface CompiledRule {
   index: number;
   hosts: HostPattern[];
   ports: number[];
-  /** Upper-case methods; null = any method. */
+  /** Upper-case methods; null = the default set (HTTP_METHODS in methods.ts). */
   methods: string[] | null;
   /** Path patterns as written (`*` within a segment, `**` across); null = any path. */
   paths: string[] | null;

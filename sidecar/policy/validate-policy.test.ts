@@ -300,7 +300,7 @@ describe("validatePolicy refuses", () => {
     {
       name: "empty methods",
       manifest: withRule({ name: "r", hosts: ["a.com"], methods: [] }),
-      want: [{ path: "spec.egress[0].methods", includes: "remove methods to allow any method" }],
+      want: [{ path: "spec.egress[0].methods", includes: "remove methods to allow every listed method" }],
     },
     {
       name: "bad paths",

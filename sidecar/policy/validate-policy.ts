@@ -139,7 +139,7 @@ function validateRule(value: unknown, path: string, report: ErrorSink): EgressRu
           rule.methods,
           at("methods"),
           add,
-          { min: 1, max: 16, emptyHint: "remove methods to allow any method" },
+          { min: 1, max: 16, emptyHint: "remove methods to allow every listed method" },
           methodProblem,
         );
   const paths =
