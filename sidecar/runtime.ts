@@ -31,7 +31,11 @@ export interface SidecarOptions {
   metrics: ListenAddress;
   /** The transparent listener (capture target); none when absent. */
   transparent?: ListenAddress;
-  /** The DNS responder (UDP and TCP; capture target for port 53); none when absent. */
+  /**
+   * The DNS responder (UDP and TCP; capture target for port 53); none when absent. At 127.0.0.1 it
+   * also serves [::1] on the same port, where ip6tables redirects the agent's IPv6 DNS (skipped,
+   * with a warning, where the namespace has no IPv6).
+   */
   dns?: ListenAddress;
   /** The control port and the operator's Ed25519 public key; none when absent. */
   control?: { listen: ListenAddress; publicKey: KeyObject };
@@ -129,6 +133,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     try {
       dns = await startDnsResponder({
         ...options.dns,
+        ...(options.dns.host === "127.0.0.1" ? { extraHosts: ["::1"] } : {}),
         isAllowedName: (name) => gate.nameReachable(name),
         resolve: pinnedFirst(options.pins ?? new Map<string, string[]>(), createUpstreamResolve()),
         addressPolicy,

@@ -1,7 +1,9 @@
 // What the DNS responder answers, transport aside: one packet in, one decision out (outcome,
 // stable reason, response bytes). Denied names are answered here without any lookup, so a name
-// the policy refuses never reaches a resolver — DNS cannot carry data out (THREATS.md).
+// the policy refuses never reaches a resolver (THREATS.md); new names under a wildcard rule are
+// rationed by the name budget (budget.ts), which bounds, but cannot close, that channel.
 import type { AddressPolicy } from "../net/address.ts";
+import { createNameBudget, underWildcard, type NameBudgetOptions } from "./budget.ts";
 import {
   TCP_LIMIT,
   TYPE,
@@ -17,7 +19,7 @@ import {
 } from "./codec.ts";
 
 /** The label values of airlock_dns_queries_total{outcome}. */
-export type DnsOutcome = "answered" | "nxdomain" | "nodata" | "refused" | "error";
+export type DnsOutcome = "answered" | "nxdomain" | "nodata" | "refused" | "throttled" | "error";
 
 /** Why a query got its answer; stable strings for logs (codec reasons for malformed packets). */
 export type DnsReason =
@@ -31,6 +33,7 @@ export type DnsReason =
   | "UpstreamTimeout"
   | "PolicyError"
   | "Overloaded"
+  | "NameBudgetExhausted"
   | RejectReason
   | DropReason;
 
@@ -59,6 +62,8 @@ export interface AnswererOptions {
   resolveTimeoutMs?: number;
   /** Distinct lookups in flight at once; more are answered SERVFAIL (default 256). */
   maxPendingLookups?: number;
+  /** The per-pod budget of new names under wildcard rules (budget.ts); defaults when absent. */
+  nameBudget?: NameBudgetOptions;
 }
 
 /** Answers one packet received over `transport`; never rejects, whatever the bytes. */
@@ -78,16 +83,19 @@ class LookupTimeout extends Error {}
  * 1. the name is empty (root) or `isAllowedName` says no → NXDOMAIN, nothing forwarded;
  *    `isAllowedName` throwing → SERVFAIL;
  * 2. a type other than A or AAAA → NODATA, nothing forwarded;
- * 3. too many lookups in flight → SERVFAIL; otherwise resolve (identical lookups in flight are
+ * 3. a name reachable through a wildcard rule and not sent before takes a token of the name budget;
+ *    none left → REFUSED ("throttled"), nothing forwarded. Exact names never take one;
+ * 4. too many lookups in flight → SERVFAIL; otherwise resolve (identical lookups in flight are
  *    shared): not found → NXDOMAIN; failure or timeout → SERVFAIL;
- * 4. addresses of the wrong family or forbidden by the address policy are dropped; none left → NODATA;
- * 5. answer with TTL min(upstream, 30), truncated (TC) to the transport's size limit.
+ * 5. addresses of the wrong family or forbidden by the address policy are dropped; none left → NODATA;
+ * 6. answer with TTL min(upstream, 30), truncated (TC) to the transport's size limit.
  * Malformed or unsupported packets are answered with the codec's rcode, or dropped, as "refused".
  */
 export function createAnswerer(options: AnswererOptions): Answerer {
   const timeoutMs = options.resolveTimeoutMs ?? 5000;
   const maxPending = options.maxPendingLookups ?? 256;
   const pending = new Map<string, Promise<Lookup>>();
+  const budget = createNameBudget(options.nameBudget);
 
   const lookup = (name: string, type: "A" | "AAAA"): Promise<Lookup> | undefined => {
     const key = `${type} ${name}`;
@@ -122,13 +130,18 @@ export function createAnswerer(options: AnswererOptions): Answerer {
 
     const { name, type } = parsed.question;
     let allowed: boolean;
+    let wildcard: boolean;
     try {
       allowed = name !== "" && options.isAllowedName(name);
+      wildcard = allowed && underWildcard(name, options.isAllowedName);
     } catch {
       return reply("error", "PolicyError", "SERVFAIL");
     }
     if (!allowed) return reply("nxdomain", "NameNotAllowed", "NXDOMAIN");
     if (type !== TYPE.A && type !== TYPE.AAAA) return reply("nodata", "TypeNotServed", "NOERROR");
+    // A and AAAA of one name share a token: the budget counts names, the data they can carry.
+    if (wildcard && budget.take(name) === "exhausted")
+      return reply("throttled", "NameBudgetExhausted", "REFUSED");
 
     const found = await lookup(name, type === TYPE.A ? "A" : "AAAA");
     if (found === undefined) return reply("error", "Overloaded", "SERVFAIL");

@@ -6,10 +6,17 @@ import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { AddressPolicy } from "../net/address.ts";
 import { createAnswerer, type Answerer, type DnsAnswer, type ResolveFn } from "./answer.ts";
+import type { NameBudgetOptions } from "./budget.ts";
 
 /** What the responder needs; `resolve` is normally `createUpstreamResolve()` from `upstream.ts`. */
 export interface DnsResponderOptions {
   host: string;
+  /**
+   * More addresses served on the same port by the same answerer (one name budget, one set of
+   * limits), e.g. `::1` next to `127.0.0.1`. One whose address the host lacks (EADDRNOTAVAIL,
+   * EAFNOSUPPORT: IPv6 turned off) is skipped with a warning; any other bind error rejects.
+   */
+  extraHosts?: readonly string[];
   /** 0 picks a port free for both UDP and TCP. */
   port: number;
   isAllowedName: (name: string) => boolean;
@@ -22,67 +29,121 @@ export interface DnsResponderOptions {
   /** A TCP connection silent this long is closed (default 10 s). */
   tcpIdleTimeoutMs?: number;
   resolveTimeoutMs?: number;
+  /** The per-pod budget of new names under wildcard rules (budget.ts). */
+  nameBudget?: NameBudgetOptions;
 }
 
-/** A running responder; `udpPort` equals `tcpPort`. `close` stops both and ends TCP connections. */
+/** A running responder; `udpPort` equals `tcpPort`. `close` stops all and ends TCP connections. */
 export interface DnsResponder {
   udpPort: number;
   tcpPort: number;
+  /** The addresses actually served: `host`, then each extra host that could be bound. */
+  hosts: string[];
   close(): Promise<void>;
 }
 
 const PORT_ATTEMPTS = 20;
 
 /**
- * Starts UDP and TCP listeners on one host and port. With port 0 the UDP socket picks the port and
- * TCP binds the same one, retrying with a fresh port if TCP finds it taken. Rejects if binding fails.
+ * Starts UDP and TCP listeners on `host` and each of `extraHosts`, all on one port. With port 0 the
+ * first UDP socket picks the port and every other listener binds the same one, retrying with a
+ * fresh port if one finds it taken. Rejects if binding `host` fails (see `extraHosts`).
  */
 export async function startDnsResponder(options: DnsResponderOptions): Promise<DnsResponder> {
+  const handle = createHandler(options);
+  for (let attempt = 1; ; attempt++) {
+    const bound: Listener[] = [];
+    const closeAll = () => Promise.all(bound.map((l) => l.close())).then(() => undefined);
+    try {
+      bound.push(await bindPair(options.host, options.port, handle, options));
+      const port = bound[0]?.port ?? options.port;
+      for (const host of options.extraHosts ?? []) {
+        const extra = await bindPair(host, port, handle, options).catch((err: unknown) => {
+          if (!NO_ADDRESS.has(errorCode(err))) throw err;
+          options.log?.warn({ err, host, port }, "dns responder: address not available, not served");
+          return undefined;
+        });
+        if (extra) bound.push(extra);
+      }
+    } catch (err) {
+      await closeAll();
+      if (options.port === 0 && errorCode(err) === "EADDRINUSE" && attempt < PORT_ATTEMPTS) continue;
+      throw err;
+    }
+    const port = bound[0]?.port ?? options.port;
+    for (const listener of bound) listener.serve();
+    options.log?.info({ hosts: bound.map((l) => l.host), port }, "dns responder listening");
+    return { udpPort: port, tcpPort: port, hosts: bound.map((l) => l.host), close: closeAll };
+  }
+}
+
+/** Bind errors meaning "this host has no such address" (IPv6 off), not "something is wrong". */
+const NO_ADDRESS = new Set<string | undefined>(["EADDRNOTAVAIL", "EAFNOSUPPORT"]);
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The answerer with metrics and logs around it; one per responder, shared by every listener. */
+function createHandler(options: DnsResponderOptions): Answerer {
   const answer = createAnswerer({
     isAllowedName: options.isAllowedName,
     resolve: options.resolve,
     addressPolicy: options.addressPolicy,
     ...(options.resolveTimeoutMs === undefined ? {} : { resolveTimeoutMs: options.resolveTimeoutMs }),
+    ...(options.nameBudget === undefined ? {} : { nameBudget: options.nameBudget }),
   });
-  const handle = async (packet: Uint8Array, transport: "udp" | "tcp"): Promise<DnsAnswer> => {
+  return async (packet: Uint8Array, transport: "udp" | "tcp"): Promise<DnsAnswer> => {
     const result = await answer(packet, transport);
     options.metrics.dnsQueries.inc({ outcome: result.outcome });
-    options.log?.debug(
-      {
-        dns: {
-          transport,
-          name: result.name,
-          qtype: result.qtype,
-          outcome: result.outcome,
-          reason: result.reason,
-        },
-      },
-      "dns query",
-    );
+    const dns = {
+      transport,
+      name: result.name,
+      qtype: result.qtype,
+      outcome: result.outcome,
+      reason: result.reason,
+    };
+    // A refused new name under a wildcard is an audit event: the agent may be using DNS as a channel.
+    if (result.outcome === "throttled") options.log?.warn({ dns }, "dns name budget exhausted");
+    else options.log?.debug({ dns }, "dns query");
     return result;
   };
-  for (let attempt = 1; ; attempt++) {
-    const udp = await bindUdp(options.host, options.port);
-    const port = udp.address().port;
-    const tcp = createTcpServer(handle, options);
-    try {
-      await listenTcp(tcp.server, options.host, port);
-    } catch (err) {
-      await closeUdp(udp);
-      const taken = (err as { code?: unknown }).code === "EADDRINUSE";
-      if (options.port === 0 && taken && attempt < PORT_ATTEMPTS) continue;
-      throw err;
-    }
-    serveUdp(udp, handle, options.log);
-    options.log?.info({ host: options.host, port }, "dns responder listening");
-    return {
-      udpPort: port,
-      tcpPort: port,
-      close: async () => {
-        await Promise.all([closeUdp(udp), tcp.close()]);
-      },
-    };
+}
+
+/** UDP and TCP bound on one address and port, answering only once `serve` is called. */
+interface Listener {
+  host: string;
+  port: number;
+  serve(): void;
+  close(): Promise<void>;
+}
+
+async function bindPair(
+  host: string,
+  port: number,
+  handle: Answerer,
+  options: DnsResponderOptions,
+): Promise<Listener> {
+  const udp = await bindUdp(host, port);
+  const bound = udp.address().port;
+  const tcp = createTcpServer(handle, options);
+  try {
+    await listenTcp(tcp.server, host, bound);
+  } catch (err) {
+    await closeUdp(udp);
+    throw err;
   }
+  return {
+    host,
+    port: bound,
+    serve: () => {
+      serveUdp(udp, handle, options.log);
+    },
+    close: async () => {
+      await Promise.all([closeUdp(udp), tcp.close()]);
+    },
+  };
 }
 
 function bindUdp(host: string, port: number): Promise<dgram.Socket> {

