@@ -37,8 +37,8 @@ export interface SidecarOptions {
    * with a warning, where the namespace has no IPv6).
    */
   dns?: ListenAddress;
-  /** The control port and the operator's Ed25519 public key; none when absent. */
-  control?: { listen: ListenAddress; publicKey: KeyObject };
+  /** The control port and the operator's Ed25519 public key(s, during a rotation); none when absent. */
+  control?: { listen: ListenAddress; publicKey: KeyObject | readonly KeyObject[] };
   secrets: SecretSource;
   log: Logger;
   allowAddresses?: Cidr[];

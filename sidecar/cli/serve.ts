@@ -2,7 +2,6 @@
 // shape dialling, and the loop that serves until a signal (SIGHUP reloads the files).
 import type { KeyObject } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { createAuditLog, type Identity } from "../observe/audit.ts";
@@ -11,8 +10,9 @@ import type { Logger } from "pino";
 import { KubeSecrets } from "../proxy/kube-secrets.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
 import { startSidecar, type ListenAddress, type RunningSidecar } from "../runtime.ts";
-import { readPublicKey } from "../control/bundle.ts";
+import { readPublicKeys } from "../control/bundle.ts";
 import { parseAllowAddresses, parseListen, parseResolve, readPemFiles, UsageError } from "./flags.ts";
+import { trustBundlePem, writeTrustBundle } from "./trust-bundle.ts";
 
 /** parseArgs options common to run and sidecar. */
 export const FILE_SIDECAR_OPTIONS = {
@@ -37,7 +37,10 @@ export interface ServeFlags {
   transparent?: string | undefined;
   dns?: string | undefined;
   control?: string | undefined;
+  /** --bundle-key: a file holding the operator's public key(s). */
   bundleKey?: string | undefined;
+  /** --bundle-key-env: the name of an environment variable holding them (exclusive with bundleKey). */
+  bundleKeyEnv?: string | undefined;
   kubeconfig?: string | undefined;
   /** Use the in-cluster service-account config when running in a pod (airlock sidecar only). */
   inCluster?: boolean;
@@ -62,26 +65,23 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   // In a cluster (or with --kubeconfig) credentials come from the API, never from files.
   const log = createAuditLog(flags.identity ?? {}, { level: flags["log-level"] });
   const apiSecrets = kubeSecretsFrom(flags.kubeconfig, flags.inCluster === true, log);
+  const publicKeys = readBundleKeys(flags.bundleKey, flags.bundleKeyEnv);
+  const upstreamCa = readPemFiles(flags["upstream-ca"]);
   const sidecar: RunningSidecar = await startSidecar({
     listen: parseListen("listen", flags.listen),
     metrics: parseListen("metrics", flags.metrics),
     ...(flags.transparent !== undefined
       ? { transparent: parseListen("transparent", flags.transparent) }
       : {}),
-    ...(flags.control !== undefined && flags.bundleKey !== undefined
-      ? {
-          control: {
-            listen: parseListen("control", flags.control),
-            publicKey: readBundleKey(flags.bundleKey),
-          },
-        }
+    ...(flags.control !== undefined && publicKeys !== undefined
+      ? { control: { listen: parseListen("control", flags.control), publicKey: publicKeys } }
       : {}),
     ...(flags.dns !== undefined ? { dns: parseListen("dns", flags.dns) } : {}),
     secrets: apiSecrets ?? new StaticSecrets(loaded?.value.secrets ?? []),
     log,
     allowAddresses: parseAllowAddresses(flags["allow-address"]),
     pins: parseResolve(flags.resolve),
-    upstreamCa: readPemFiles(flags["upstream-ca"]),
+    upstreamCa,
     processMetrics: true,
   });
   let generation = 0;
@@ -92,11 +92,9 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
       process.stderr.write(`warning: ${conflict.message}\n`);
   }
   if (flags["ca-out"] !== undefined) writeFileSync(flags["ca-out"], sidecar.ca.certificatePem);
-  // The agent's trust bundle: the system roots (passthrough hosts) plus this sidecar's CA.
+  // The agent's trust bundle: the roots the sidecar trusts upstream (passthrough hosts) plus its CA.
   if (flags.trustBundle !== undefined)
-    writeFileSync(flags.trustBundle, [...rootCertificates, sidecar.ca.certificatePem].join("\n"), {
-      mode: 0o644,
-    });
+    writeTrustBundle(flags.trustBundle, trustBundlePem(upstreamCa, sidecar.ca.certificatePem));
   process.on("SIGHUP", () => {
     if (flags.policy.length === 0) return;
     const again = loadManifestFiles(flags.policy);
@@ -129,17 +127,30 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   return 0;
 }
 
-function readBundleKey(path: string): KeyObject {
+/** The operator's public key(s) from --bundle-key PATH or --bundle-key-env NAME (one of them). */
+function readBundleKeys(path: string | undefined, envName: string | undefined): KeyObject[] | undefined {
+  if (path !== undefined && envName !== undefined)
+    throw new UsageError("--bundle-key and --bundle-key-env: give one of them, not both");
   let pem: string;
+  let source: string;
+  if (path !== undefined) {
+    source = `--bundle-key ${path}`;
+    try {
+      pem = readFileSync(path, "utf8");
+    } catch {
+      throw new UsageError(`${source}: cannot read the file`);
+    }
+  } else if (envName !== undefined) {
+    source = `--bundle-key-env ${envName}`;
+    const value = process.env[envName];
+    if (value === undefined || value.trim() === "")
+      throw new UsageError(`${source}: the environment variable ${envName} is not set or empty`);
+    pem = value;
+  } else return undefined;
   try {
-    pem = readFileSync(path, "utf8");
-  } catch {
-    throw new UsageError(`--bundle-key ${path}: cannot read the file`);
-  }
-  try {
-    return readPublicKey(pem);
+    return readPublicKeys(pem);
   } catch (err) {
-    throw new UsageError(`--bundle-key ${path}: ${(err as Error).message}`);
+    throw new UsageError(`${source}: ${(err as Error).message}`);
   }
 }
 

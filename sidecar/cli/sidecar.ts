@@ -8,19 +8,24 @@ import { FILE_SIDECAR_OPTIONS, serveFromFiles } from "./serve.ts";
 export const SIDECAR_USAGE = `usage: airlock sidecar [--policy PATH]... [--transparent HOST:PORT] [--listen HOST:PORT]
                        [--metrics HOST:PORT] [--trust-bundle PATH] [--upstream-ca PEM]...
                        [--ca-out PEM] [--resolve HOST:IP]... [--allow-address CIDR]...
+                       [--control HOST:PORT (--bundle-key PATH | --bundle-key-env NAME)]
 
 Runs in the agent's pod as UID ${String(SIDECAR_UID)}. Without --policy it blocks everything (NoPolicyLoaded)
 and /readyz answers 503 until a policy is applied.
   --transparent HOST:PORT  target of the capture rules (default 0.0.0.0:${PORTS.transparent})
   --dns HOST:PORT          DNS responder, UDP and TCP (default 127.0.0.1:${PORTS.dns})
   --control HOST:PORT      where the operator pushes signed bundles (default 0.0.0.0:${PORTS.control});
-                           served only with --bundle-key
+                           served only with --bundle-key or --bundle-key-env
   --kubeconfig PATH        read credentials from the Kubernetes API with this kubeconfig (in a pod:
                            the projected service-account token, automatically)
-  --bundle-key PATH        the operator's Ed25519 public key (PEM); bundles signed otherwise are refused
+  --bundle-key PATH        the operator's Ed25519 public key(s) (PEM; several concatenated during a
+                           key rotation: a bundle signed by any of them is accepted); others are refused
+  --bundle-key-env NAME    the same PEM read from environment variable NAME instead of a file (the
+                           webhook sets AIRLOCK_BUNDLE_KEYS); not with --bundle-key
   --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
   --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
-  --trust-bundle PATH      where to write system roots + the interception CA for the agent
+  --trust-bundle PATH      where to write the agent's trust bundle, mode 0644, replaced atomically:
+                           system roots + every --upstream-ca + the interception CA
                            (default ${TRUST_BUNDLE_PATH})
   --pod, --namespace, --service-account   identity stamped on audit lines
                            (default: env POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT)
@@ -36,6 +41,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
       dns: { type: "string", default: `127.0.0.1:${PORTS.dns}` },
       control: { type: "string", default: `0.0.0.0:${PORTS.control}` },
       "bundle-key": { type: "string" },
+      "bundle-key-env": { type: "string" },
       kubeconfig: { type: "string" },
       listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
       metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
@@ -55,6 +61,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     ...values,
     trustBundle: values["trust-bundle"],
     bundleKey: values["bundle-key"],
+    bundleKeyEnv: values["bundle-key-env"],
     inCluster: true,
     identity,
   });

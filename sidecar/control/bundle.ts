@@ -1,7 +1,7 @@
 // The signed bundle the operator pushes to a sidecar: a compiled policy with a generation,
 // serialised canonically and signed with Ed25519. The agent shares the pod's network and can reach
 // the control port, but cannot forge a signature: only the operator holds the private key.
-import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import { createPublicKey, KeyObject, sign, verify } from "node:crypto";
 import { canonicalJson } from "../policy/canonical-json.ts";
 import type { CompiledPolicy } from "../policy/types.ts";
 
@@ -34,12 +34,13 @@ export function signBundle(payload: BundlePayload, privateKey: KeyObject): Signe
 export type BundleRejection = "Malformed" | "Unsigned" | "BadSignature" | "WrongBoot" | "StaleGeneration";
 
 /**
- * Checks shape and signature (against `publicKey`), then returns the payload. The policy inside is
+ * Checks shape and signature, then returns the payload. `publicKey` is the operator's key, or
+ * several (during a key rotation): a signature by any one of them is valid. The policy inside is
  * not validated here: `Gate.apply` does that, so a bundle can be signed yet still fail to load.
  */
 export function openBundle(
   body: unknown,
-  publicKey: KeyObject,
+  publicKey: KeyObject | readonly KeyObject[],
 ): { ok: true; value: BundlePayload } | { ok: false; reason: BundleRejection; message: string } {
   const fail = (reason: BundleRejection, message: string) => ({ ok: false as const, reason, message });
   if (typeof body !== "object" || body === null) return fail("Malformed", "expected a JSON object");
@@ -49,12 +50,8 @@ export function openBundle(
     return fail("Unsigned", "the bundle carries no signature");
   const bytes = Buffer.from(payload, "base64");
   const sig = Buffer.from(signature, "base64");
-  let valid: boolean;
-  try {
-    valid = sig.length === 64 && verify(null, bytes, publicKey, sig);
-  } catch {
-    valid = false;
-  }
+  const keys = publicKey instanceof KeyObject ? [publicKey] : publicKey;
+  const valid = sig.length === 64 && keys.some((key) => verifies(bytes, key, sig));
   if (!valid) return fail("BadSignature", "the signature does not verify with the operator's key");
   let parsed: unknown;
   try {
@@ -71,10 +68,39 @@ export function openBundle(
   return { ok: true, value: parsed as BundlePayload };
 }
 
+function verifies(bytes: Buffer, key: KeyObject, sig: Buffer): boolean {
+  try {
+    return verify(null, bytes, key, sig);
+  } catch {
+    return false;
+  }
+}
+
 /** Reads an Ed25519 public key from PEM (SPKI); throws with a clear message otherwise. */
 export function readPublicKey(pem: string): KeyObject {
   const key = createPublicKey(pem);
   if (key.asymmetricKeyType !== "ed25519")
     throw new Error(`expected an Ed25519 public key, got ${String(key.asymmetricKeyType)}`);
   return key;
+}
+
+const PUBLIC_KEY_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g;
+
+/**
+ * Reads one or more concatenated Ed25519 public keys (PEM, SPKI), as the operator hands them out
+ * during a key rotation. Throws, naming the key by its position, when there is none or one is not
+ * an Ed25519 public key.
+ */
+export function readPublicKeys(pem: string): KeyObject[] {
+  const blocks = pem.match(PUBLIC_KEY_PEM) ?? [];
+  if (blocks.length === 0) throw new Error("no PEM public key (-----BEGIN PUBLIC KEY-----) found");
+  return blocks.map((block, i) => {
+    try {
+      return readPublicKey(block);
+    } catch (err) {
+      throw new Error(`key ${String(i + 1)} of ${String(blocks.length)}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  });
 }

@@ -26,11 +26,14 @@ const MAX_BODY = 4 * 1024 * 1024;
 /** The name on the control port's certificate (the operator dials the pod IP and checks the signature, not this). */
 export const CONTROL_SERVER_NAME = "control.airlock.internal";
 
-/** Creates the HTTPS control server; `publicKey` is the operator's Ed25519 key. */
+/**
+ * Creates the HTTPS control server; `publicKey` is the operator's Ed25519 key, or several during a
+ * key rotation (a bundle signed by any of them is accepted).
+ */
 export function createControlServer(options: {
   gate: Gate;
   ca: CertificateAuthority;
-  publicKey: KeyObject;
+  publicKey: KeyObject | readonly KeyObject[];
   log: Logger;
 }): { server: https.Server; bootId: string } {
   const { gate, publicKey, log } = options;
