@@ -44,9 +44,34 @@ describe("normalizePath", () => {
     },
     { name: "kept escape %2f upper-cased", target: "/a%2fb", want: { ok: true, path: "/a%2Fb", query: "" } },
     {
-      name: "encoded slash is not a separator",
-      target: "/a/..%2f..%2fb",
-      want: { ok: true, path: "/a/..%2F..%2Fb", query: "" },
+      name: "encoded slash inside a segment is not a separator (GitLab project ids)",
+      target: "/projects/group%2frepo/a%2Fb",
+      want: { ok: true, path: "/projects/group%2Frepo/a%2Fb", query: "" },
+    },
+    {
+      name: "encoded backslash inside a segment is kept",
+      target: "/share/dom%5cuser",
+      want: { ok: true, path: "/share/dom%5Cuser", query: "" },
+    },
+    {
+      name: "dots inside a name next to an encoded slash",
+      target: "/files/dir%2F.gitignore/x..y%2F..z",
+      want: { ok: true, path: "/files/dir%2F.gitignore/x..y%2F..z", query: "" },
+    },
+    {
+      name: "';' parameters on an ordinary segment are kept",
+      target: "/app;jsessionid=1/a;v=2",
+      want: { ok: true, path: "/app;jsessionid=1/a;v=2", query: "" },
+    },
+    {
+      name: "a query holding '..;' and '..%2F' is not a path",
+      target: "/a?p=..;/..%2F",
+      want: { ok: true, path: "/a", query: "p=..;/..%2F" },
+    },
+    {
+      name: "three dots are a name, not a dot segment",
+      target: "/a/...;x/...%2Fb",
+      want: { ok: true, path: "/a/...;x/...%2Fb", query: "" },
     },
     {
       name: "%25 is kept, not double-decoded",
@@ -73,6 +98,77 @@ describe("normalizePath", () => {
     { name: "%00", target: "/a%00.json", want: { ok: false, includes: "%00" } },
     { name: "%00 in the query", target: "/a?x=%00", want: { ok: false, includes: "%00" } },
     { name: "truncated escape", target: "/a%2", want: { ok: false, includes: "malformed percent-escape" } },
+    {
+      name: "hidden dot segment '..;' (Tomcat path parameter)",
+      target: "/public/..;/admin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..;jsessionid=x'",
+      target: "/public/..;jsessionid=x/admin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '.;'",
+      target: "/public/.;/admin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%3B' (encoded ';')",
+      target: "/public/..%3B/admin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%2F'",
+      target: "/public/..%2Fadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%2f' (lower case)",
+      target: "/public/..%2fadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '%2e%2e%2f' (all encoded)",
+      target: "/public/%2e%2e%2fadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%5C'",
+      target: "/public/..%5Cadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%5c' (lower case)",
+      target: "/public/..%5cadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '.%2F'",
+      target: "/public/.%2Fadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..' after an encoded slash",
+      target: "/public/x%2F..%2F..%2Fadmin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..' between encoded slash and ';'",
+      target: "/public/x%2F..;y/admin",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "hidden dot segment '..%2F' as the last segment",
+      target: "/public/..%2F",
+      want: { ok: false, includes: "send the path it resolves to" },
+    },
+    {
+      name: "backslash dot-dot '..\\'",
+      target: "/public/..\\admin",
+      want: { ok: false, includes: "backslash" },
+    },
+
     { name: "non-hex escape", target: "/a%zz", want: { ok: false, includes: "malformed percent-escape" } },
   ];
   for (const c of cases) {

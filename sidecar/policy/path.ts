@@ -46,10 +46,41 @@ function removeDotSegments(path: string): string {
   return `/${out.join("/")}`;
 }
 
+// What a lenient upstream may treat as a separator inside one of our segments (escapes are
+// upper-cased by then), and where it may cut off a ';parameters' suffix: Tomcat, Jetty and Spring
+// strip ';…' before resolving dot segments; others decode %2F and %5C first. (A literal '\' never
+// gets this far: badCharMessage refuses it.)
+const LENIENT_SEPARATOR = /%2F|%5C/;
+const PARAMETERS = /;|%3B/;
+
+/**
+ * The first segment of `decodedPath` that is not itself a dot segment but contains one a lenient
+ * upstream would resolve ("..;", "..;x=1", "..%2F", ".%5C"), with the fix; undefined if none.
+ * Plain "." and ".." are not reported: they are resolved here, the same way upstreams do.
+ */
+function hiddenDotSegmentProblem(decodedPath: string): string | undefined {
+  for (const segment of decodedPath.split("/")) {
+    if (segment === "." || segment === "..") continue;
+    for (const piece of segment.split(LENIENT_SEPARATOR)) {
+      const bare = piece.split(PARAMETERS)[0];
+      if (bare === "." || bare === "..") {
+        return (
+          `path segment "${segment}" is the dot segment "${bare}" to servers that strip ';' parameters ` +
+          `or decode %2F and %5C (Tomcat, Spring, …), so it cannot be matched safely; ` +
+          `send the path it resolves to instead`
+        );
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * Splits an origin-form request-target into normalised path and raw query (without '?'):
  * unreserved escapes decoded, other escapes' hex upper-cased, dot-segments resolved (also when
- * percent-encoded). Refuses fragments, controls, backslashes, non-ASCII, bad escapes and %00.
+ * percent-encoded). Refuses fragments, controls, backslashes, non-ASCII, bad escapes and %00, and
+ * dot segments hidden behind ';parameters' or an encoded '/' or '\' (see hiddenDotSegmentProblem):
+ * this sidecar would match them as ordinary segments while the upstream walks up the tree.
  */
 export function normalizePath(target: string): NormalizedPath {
   if (typeof target !== "string" || !target.startsWith("/")) {
@@ -76,6 +107,8 @@ export function normalizePath(target: string): NormalizedPath {
     decoded += UNRESERVED.test(byte) ? byte : `%${hex.toUpperCase()}`;
     i += 2;
   }
+  const hidden = hiddenDotSegmentProblem(decoded);
+  if (hidden !== undefined) return { ok: false, message: hidden };
   return { ok: true, path: removeDotSegments(decoded), query };
 }
 

@@ -3,7 +3,6 @@
 // handleStream for a byte stream whose protocol is found by peeking at its first bytes.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
-import { networkInterfaces } from "node:os";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { canonicalHost } from "../policy/index.ts";
@@ -11,10 +10,16 @@ import type { Entry } from "../policy/types.ts";
 import { parseClientHello, sniffHttp, tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
 import type { Gate } from "./gate.ts";
 import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
+import { capturedPort, isLocalAddress } from "./local-address.ts";
+import { PipelineGate } from "./pipeline.ts";
+import { passthrough } from "./passthrough.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
 import { parseAuthority } from "./target.ts";
 import { blockBody, blockStatus, blockVerdict, type Verdict } from "./verdict.ts";
 import { DECISION_HEADER } from "../constants.ts";
+
+// Importers of the boundary have always found these here.
+export { capturedPort, isLocalAddress } from "./local-address.ts";
 
 /** Limits that keep one slow or hostile connection from affecting others. */
 export interface BoundaryLimits {
@@ -25,6 +30,10 @@ export interface BoundaryLimits {
   maxHeaderSize: number;
   headersTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Pipelined requests of one connection forwarded at once; the rest wait their turn. */
+  maxInFlightPerConnection: number;
+  /** Pipelined requests of one connection waiting their turn; one more closes the connection. */
+  maxQueuedPerConnection: number;
 }
 
 const DEFAULT_LIMITS: BoundaryLimits = {
@@ -33,12 +42,16 @@ const DEFAULT_LIMITS: BoundaryLimits = {
   maxHeaderSize: 16 * 1024,
   headersTimeoutMs: 30_000,
   idleTimeoutMs: 120_000,
+  maxInFlightPerConnection: 16,
+  maxQueuedPerConnection: 256,
 };
 
 /** The data path of one sidecar: servers, tunnel handling, shared upstream pools. */
 export class Boundary {
   readonly gate: Gate;
   readonly upstreams: Upstreams;
+  /** Bounds the pipelined requests of each connection (outstanding work of a client not reading). */
+  readonly pipeline: PipelineGate;
   #limits: BoundaryLimits;
   #contexts = new WeakMap<object, ConnContext>();
   /** Raw sockets the HTTP servers no longer manage (CONNECT tunnels, captured connections). */
@@ -50,6 +63,10 @@ export class Boundary {
     this.gate = gate;
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
     this.upstreams = createUpstreams(gate.upstreamRoots);
+    this.pipeline = new PipelineGate({
+      maxInFlight: this.#limits.maxInFlightPerConnection,
+      maxQueued: this.#limits.maxQueuedPerConnection,
+    });
     this.#inner = this.#httpServer((req) => this.#contexts.get(req.socket));
   }
 
@@ -92,10 +109,25 @@ export class Boundary {
         res.destroy();
         return;
       }
-      handleRequest(this.gate, this.upstreams, req, res, ctx).catch((err: unknown) => {
-        this.gate.log.error({ err: String(err) }, "request handler failed");
-        res.destroy();
+      const admission = this.pipeline.admit(req, res, () => {
+        handleRequest(this.gate, this.upstreams, req, res, ctx).catch((err: unknown) => {
+          this.gate.log.error({ err: String(err) }, "request handler failed");
+          res.destroy();
+        });
       });
+      if (admission === "overflow") {
+        const verdict = blockVerdict(
+          "InvalidRequest",
+          `more than ${this.#limits.maxQueuedPerConnection} pipelined requests waiting on one connection; read the answers before sending more`,
+        );
+        this.gate.record(verdict, {
+          entry: ctx.entry,
+          host: ctx.bound?.host ?? "",
+          port: ctx.bound?.port ?? 0,
+          method: req.method,
+          client: ctx.client,
+        });
+      }
     });
     server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
       const verdict = blockVerdict(
@@ -315,7 +347,13 @@ export class Boundary {
       return;
     }
     if (tunnel.action === "passthrough") {
-      this.#passthrough(socket, buffered, sni.name, options.port, tunnel.decision, { ...options, entry });
+      passthrough(this.gate, this.upstreams.timeoutMs, socket, buffered, {
+        host: sni.name,
+        port: options.port,
+        decision: tunnel.decision,
+        entry,
+        client: options.client,
+      });
       return;
     }
     socket.unshift(buffered);
@@ -335,81 +373,4 @@ export class Boundary {
     });
     this.#inner.emit("connection", secure);
   }
-
-  #passthrough(
-    socket: Socket,
-    buffered: Buffer,
-    host: string,
-    port: number,
-    decision: Verdict,
-    options: { entry: Entry; client?: string | undefined },
-  ): void {
-    const started = performance.now();
-    const record = { entry: options.entry, host, port, client: options.client };
-    void this.gate.resolve(host, port).then((resolved) => {
-      if (!resolved.ok) {
-        const verdict =
-          resolved.kind === "forbidden"
-            ? blockVerdict("AddressForbidden", resolved.message)
-            : blockVerdict("UnsupportedProtocol", resolved.message);
-        if (resolved.kind !== "forbidden") this.gate.metrics.upstreamErrors.inc({ kind: "dns" });
-        socket.end(tlsAlert(TLS_ALERT_HANDSHAKE_FAILURE));
-        this.gate.record(resolved.kind === "forbidden" ? verdict : decision, record);
-        return;
-      }
-      const address = resolved.addresses[0];
-      if (!address) return;
-      // A tunnel may live for hours: its decision is recorded when it is made, not when it ends.
-      this.gate.record(decision, { ...record, durationMs: performance.now() - started });
-      const upstream = net.connect({ host: address.address, port, family: address.family });
-      upstream.setTimeout(this.upstreams.timeoutMs, () => upstream.destroy());
-      upstream.once("connect", () => {
-        upstream.setTimeout(0);
-        upstream.write(buffered);
-        socket.pipe(upstream);
-        upstream.pipe(socket);
-        socket.resume();
-      });
-      const close = (err?: Error): void => {
-        if (err && !upstream.readyState.startsWith("open"))
-          this.gate.metrics.upstreamErrors.inc({ kind: "connect" });
-        socket.destroy();
-        upstream.destroy();
-      };
-      upstream.on("error", close);
-      socket.on("error", () => {
-        close();
-      });
-      socket.once("close", () => {
-        upstream.destroy();
-      });
-      upstream.once("close", () => socket.destroy());
-    });
-  }
-}
-
-/** The original port encoded by the capture rules in the local address 127.0.X.Y (X.Y = port). */
-export function capturedPort(localAddress: string | undefined): number | undefined {
-  const match = /^(?:::ffff:)?127\.0\.(\d{1,3})\.(\d{1,3})$/.exec(localAddress ?? "");
-  if (!match) return undefined;
-  const port = Number(match[1]) * 256 + Number(match[2]);
-  // 127.0.0.1 is where REDIRECT lands: the port was not encoded.
-  return port > 1 && port <= 65535 ? port : undefined;
-}
-
-let localCache: { at: number; addresses: Set<string> } | undefined;
-
-/** True for loopback and this network namespace's own addresses (captured traffic is local). */
-export function isLocalAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const plain = address.replace(/^::ffff:/, "");
-  if (plain.startsWith("127.") || plain === "::1") return true;
-  const now = Date.now();
-  if (!localCache || now - localCache.at > 5000) {
-    const addresses = new Set<string>();
-    for (const list of Object.values(networkInterfaces()))
-      for (const info of list ?? []) addresses.add(info.address);
-    localCache = { at: now, addresses };
-  }
-  return localCache.addresses.has(plain);
 }
