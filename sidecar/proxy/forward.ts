@@ -177,6 +177,11 @@ export async function handleRequest(
     }
   }
   const resolved = await gate.resolve(facts.host, facts.port);
+  // The agent may have gone while the name resolved: nothing left to answer, nothing to dial.
+  if (res.destroyed || req.destroyed) {
+    gate.record(verdict, { ...withPath, status: 0, durationMs: performance.now() - started });
+    return;
+  }
   if (!resolved.ok) {
     if (resolved.kind === "forbidden") {
       blockWith(blockVerdict("AddressForbidden", resolved.message));
