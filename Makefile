@@ -35,6 +35,12 @@ cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
 	@node test/bench/convergence.ts
+	@node test/bench/tunnels.ts
+
+.PHONY: fuzz
+fuzz: $(STAMP) ## Property tests only (*.property.test.ts) at 1,000,000 cases each (AIRLOCK_PROPERTY_SEED to replay)
+	AIRLOCK_PROPERTY_RUNS=1000000 node_modules/.bin/mocha --no-config --extension ts --timeout 0 \
+		'sidecar/**/*.property.test.ts' 'test/**/*.property.test.ts'
 
 .PHONY: lint
 lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
