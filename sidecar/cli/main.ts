@@ -20,6 +20,7 @@ commands:
   init      the pod's capture rules (iptables, ip6tables): all agent egress through the sidecar
   sidecar   the in-pod role: transparent listener, explicit proxy, trust bundle
   operator  the Kubernetes operator (leader-elected reconciler)
+  inject    print manifests with the sidecar injected, as the admission webhook would (offline)
 
 Run 'airlock COMMAND --help' for a command's flags.`;
 
