@@ -12,14 +12,26 @@ import { createAdminServer } from "../sidecar/observe/admin-server.ts";
 import { createAuditLog } from "../sidecar/observe/audit.ts";
 import type { ListenAddress } from "../sidecar/runtime.ts";
 import { createOperatorMetrics } from "./metrics.ts";
-import { runOperator } from "./run.ts";
+import { webhookNames, WEBHOOK_SERVICE } from "./kube/bootstrap-pki.ts";
+import { webhookHandoff } from "./kube/bootstrap-webhook-server.ts";
+import { Health } from "./kube/preflight-health.ts";
+import { runOperator, type OperatorOptions } from "./run.ts";
+import { webhookConfigurations } from "./webhook/configurations.ts";
 
-export const OPERATOR_USAGE = `usage: airlock operator --signing-key PEM [--kubeconfig PATH] [--lease-namespace NS]
-                        [--identity NAME] [--control-port N] [--resync SECONDS]
-                        [--lease-seconds SECONDS] [--metrics HOST:PORT]
+export const OPERATOR_USAGE = `usage: airlock operator [--kubeconfig PATH] [--lease-namespace NS] [--signing-key PEM]
+                        [--webhook HOST:PORT] [--webhook-url URL] [--identity NAME] [--control-port N]
+                        [--resync SECONDS] [--lease-seconds SECONDS] [--metrics HOST:PORT]
 
-Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig).
-  --signing-key PEM      the Ed25519 private key bundles are signed with (sidecars hold the public half)
+Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig). The leader keeps
+its bundle-signing key (Secret airlock-signing-key) and the webhook's CA and certificate (Secret
+airlock-webhook-tls) in its namespace, creating them when absent.
+  --signing-key PEM      use this Ed25519 private key instead of Secret airlock-signing-key
+  --webhook HOST:PORT    where the admission webhook listens (HTTPS; default 0.0.0.0:9443); it
+                         starts once the signing key and serving certificate are known and
+                         injects the image in env AIRLOCK_IMAGE (default airlock:VERSION)
+  --webhook-url URL      how the API server reaches the webhook from outside the cluster
+                         (https://HOST:PORT); the certificate covers HOST and the webhook
+                         configurations use this URL (in a cluster: Service airlock-webhook)
   --kubeconfig PATH      kubeconfig to use outside a cluster
   --lease-namespace NS   where the airlock-operator Lease lives (default: env POD_NAMESPACE, else airlock-system)
   --identity NAME        this replica's name in the Lease (default: env POD_NAME, else the host name)
@@ -27,10 +39,51 @@ Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig)
   --resync SECONDS       full resync period (default 30)
   --lease-seconds N      how long a silent leader keeps the Lease before another replica takes it
                          (default 15)
-  --metrics HOST:PORT    /metrics, /healthz, /readyz (default 0.0.0.0:${String(PORTS.metrics)})
+  --metrics HOST:PORT    /metrics, /healthz, /readyz (default 0.0.0.0:${String(PORTS.metrics)}; /readyz
+                         answers 503 with what is wrong, e.g. a missing namespace, CRD or RBAC)
 Stops on SIGINT/SIGTERM, releasing the Lease so another replica takes over at once.`;
 
 class OperatorUsageError extends Error {}
+
+/** The package version: the default Airlock image the webhook injects is airlock:VERSION. */
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+/**
+ * What the operator needs to bootstrap the webhook: the certificate's names, and how the webhook
+ * configurations it creates reach it — `--webhook-url`, else in a cluster the Service
+ * `airlock-webhook` of its namespace, else none (outside a cluster without a URL it creates no
+ * configuration; it only keeps the caBundle of existing ones that route to it in step).
+ */
+function webhookSetup(
+  namespace: string,
+  url: string | undefined,
+  inCluster: boolean,
+): OperatorOptions["webhook"] {
+  const names = webhookNames(namespace, url);
+  if (url !== undefined)
+    return {
+      names,
+      configurations: (caBundle) => webhookConfigurations({ caBundle, url, operatorNamespace: namespace }),
+    };
+  if (inCluster)
+    return {
+      names,
+      configurations: (caBundle) =>
+        webhookConfigurations({ caBundle, service: { namespace, name: WEBHOOK_SERVICE, port: 443 } }),
+    };
+  return { names };
+}
+
+/** `--FLAG HOST:PORT` parsed, or an OperatorUsageError. */
+function listenFlag(flag: string, value: string): ListenAddress {
+  try {
+    return parseListen(flag, value);
+  } catch (err) {
+    throw new OperatorUsageError((err as Error).message);
+  }
+}
 
 function signingKey(path: string): KeyObject {
   let key: KeyObject;
@@ -52,6 +105,8 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       "signing-key": { type: "string" },
+      webhook: { type: "string", default: "0.0.0.0:9443" },
+      "webhook-url": { type: "string" },
       kubeconfig: { type: "string" },
       "lease-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "airlock-system" },
       identity: { type: "string", default: process.env.POD_NAME ?? hostname() },
@@ -63,8 +118,10 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     strict: true,
   });
   try {
-    if (values["signing-key"] === undefined) throw new OperatorUsageError("--signing-key is required");
-    const privateKey = signingKey(values["signing-key"]);
+    const privateKey = values["signing-key"] === undefined ? undefined : signingKey(values["signing-key"]);
+    const webhookUrl = values["webhook-url"];
+    if (webhookUrl !== undefined && !/^https:\/\/[^/]+/.test(webhookUrl))
+      throw new OperatorUsageError("--webhook-url must be an https:// URL (https://HOST:PORT)");
     const config = new KubeConfig();
     try {
       if (values.kubeconfig !== undefined) config.loadFromFile(values.kubeconfig);
@@ -81,17 +138,18 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     const leaseSeconds = Number(values["lease-seconds"]);
     if (!Number.isInteger(leaseSeconds) || leaseSeconds < 3)
       throw new OperatorUsageError("--lease-seconds must be a whole number of seconds, at least 3");
-    let metricsAt: ListenAddress;
-    try {
-      metricsAt = parseListen("metrics", values.metrics);
-    } catch (err) {
-      throw new OperatorUsageError((err as Error).message);
-    }
+    const metricsAt = listenFlag("metrics", values.metrics);
+    const webhookAt = listenFlag("webhook", values.webhook);
     if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536))
       throw new OperatorUsageError("--control-port must be a TCP port");
     const log = createAuditLog({}, {});
     const metrics = createOperatorMetrics({ defaults: true });
-    const admin = createAdminServer(metrics.registry, () => true);
+    const health = new Health(log);
+    const admin = createAdminServer(
+      metrics.registry,
+      () => health.ready,
+      () => health.reason(),
+    );
     await new Promise<void>((resolve, reject) => {
       admin.once("error", (err) => {
         reject(new OperatorUsageError(`--metrics ${values.metrics}: ${err.message}`));
@@ -99,10 +157,20 @@ export async function operatorCommand(argv: string[]): Promise<number> {
       admin.listen(metricsAt.port, metricsAt.host, resolve);
     });
     const bound = admin.address() as AddressInfo;
+    const namespace = values["lease-namespace"];
+    const webhook = webhookHandoff({
+      listen: webhookAt,
+      injection: { image: process.env.AIRLOCK_IMAGE ?? `airlock:${VERSION}` },
+      log,
+    });
     const operator = runOperator({
       config,
-      privateKey,
-      leaseNamespace: values["lease-namespace"],
+      ...(privateKey === undefined ? {} : { privateKey }),
+      webhook: webhookSetup(namespace, webhookUrl, values.kubeconfig === undefined),
+      leaseNamespace: namespace,
+      onBundleKeys: webhook.onBundleKeys.bind(webhook),
+      onWebhookTls: webhook.onWebhookTls.bind(webhook),
+      health,
       identity: values.identity,
       resyncMs: resync * 1000,
       leaseSeconds,
@@ -120,6 +188,7 @@ export async function operatorCommand(argv: string[]): Promise<number> {
       process.once("SIGTERM", resolve);
     });
     await operator.stop();
+    await webhook.close();
     await new Promise((resolve) => admin.close(resolve));
     return 0;
   } catch (err) {

@@ -2,8 +2,15 @@
 import http from "node:http";
 import type { Registry } from "prom-client";
 
-/** Serves the registry and health; `ready` decides /readyz (false until a policy is applied). */
-export function createAdminServer(registry: Registry, ready: () => boolean): http.Server {
+/**
+ * Serves the registry and health; `ready` decides /readyz (false until a policy is applied), and
+ * `notReadyReason`, when given, is the 503 body (what is wrong and what to do).
+ */
+export function createAdminServer(
+  registry: Registry,
+  ready: () => boolean,
+  notReadyReason?: () => string,
+): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -21,7 +28,7 @@ export function createAdminServer(registry: Registry, ready: () => boolean): htt
       const ok = ready();
       res
         .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
-        .end(ok ? "ready\n" : "no policy applied yet\n");
+        .end(ok ? "ready\n" : (notReadyReason?.() ?? "no policy applied yet\n"));
     } else {
       res
         .writeHead(404, { "content-type": "text/plain" })
