@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
+import { canary } from "./helpers/canary.ts";
 import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
 
@@ -79,6 +80,7 @@ describe("cli: airlock explain", function () {
 
 describe("cli: airlock run as a real process", function () {
   const SECRET = "run-secret-abcdef123456";
+  canary.secret(SECRET, "cli.test.ts airlock run: Secret api-token key token");
   let upstream: EchoUpstream;
   let dir: string;
   let run: RunningCommand;

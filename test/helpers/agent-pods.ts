@@ -3,6 +3,7 @@
 // `airlock sidecar` process listening on that IP; and `airlock operator` processes.
 import { join } from "node:path";
 import { INJECTED_ANNOTATION } from "../../operator/kube/cluster.ts";
+import { recordMetricsScrape } from "./canary.ts";
 import { startAirlock, type RunningCommand } from "./cli.ts";
 import type { ControlPlane } from "./control-plane.ts";
 
@@ -110,12 +111,17 @@ export async function startOperatorProcess(args: string[]): Promise<OperatorProc
   return { metrics: /metrics on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "", command };
 }
 
-/** Signals a process (SIGTERM unless told) and waits for it to exit; nothing if it already has. */
+/**
+ * Signals a process (SIGTERM unless told) and waits for it to exit; nothing if it already has. A
+ * running process's /metrics (the URL it printed) is first scraped once for the canary scan.
+ */
 export async function stopProcess(
   command: RunningCommand,
   signal: NodeJS.Signals = "SIGTERM",
 ): Promise<void> {
   if (command.child.exitCode !== null || command.child.signalCode !== null) return;
+  const metrics = /metrics on (http:\/\/\S+)/.exec(command.stderr())?.[1];
+  if (metrics !== undefined) await recordMetricsScrape(`${metrics}/metrics`, `${metrics}/metrics`);
   command.child.kill(signal);
   await command.exited;
 }

@@ -1,7 +1,9 @@
-// Runs the real `airlock` command (bin/airlock on the pinned Node) as a child process.
+// Runs the real `airlock` command (bin/airlock on the pinned Node) as a child process. Its stdout
+// and stderr are operator-visible and recorded for the canary scan (canary.ts).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { canary } from "./canary.ts";
 
 /** The repository root. */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -20,6 +22,7 @@ export function airlock(args: string[], timeoutMs = 30_000): Promise<CommandResu
   return new Promise((resolve) => {
     execFile(AIRLOCK, args, { cwd: ROOT, timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+      canary.record("process-output", `airlock ${args.join(" ")}`, `${stdout}\n${stderr}`, "exposed");
       resolve({ code, stdout, stderr });
     });
   });
@@ -45,6 +48,7 @@ export async function startAirlock(
   let err = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")));
   child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")));
+  canary.recordLive("process-output", `airlock ${args.join(" ")}`, () => `${out}\n${err}`, "exposed");
   const exited = new Promise<number | null>((resolve) => {
     child.once("exit", (code) => {
       resolve(code);

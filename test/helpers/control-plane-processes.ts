@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { canary } from "./canary.ts";
 import { ROOT } from "./cli.ts";
 
 /** Absolute paths of the four programs and the Kubernetes version they are (`v1.35.4`). */
@@ -34,6 +35,7 @@ function runBuildScript(): Promise<ControlPlaneBinaries> {
       reject(new Error(`could not run ${BUILD_SCRIPT}: ${err.message} (is bash installed?)`));
     });
     child.once("close", (code) => {
+      canary.record("process-output", BUILD_SCRIPT, `${stdout}\n${stderr}`, "exposed");
       const values = new Map(
         stdout
           .split("\n")

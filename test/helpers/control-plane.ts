@@ -1,6 +1,8 @@
 // The test Kubernetes control plane (DESIGN.md §8): etcd and kube-apiserver on loopback, started
 // like controller-runtime's envtest, RBAC on, an admin kubeconfig. No controller-manager runs:
 // namespaces never finish deleting, so tests use fresh names. Every process is stopped by its PID.
+// Secrets created through kubectl and minted tokens are registered with the canary scan, and stop()
+// first records the cluster's statuses and Events for it (canary.ts, canary-kube.ts).
 import { execFile, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
@@ -8,6 +10,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { canary } from "./canary.ts";
+import { recordClusterState, registerKubectlSecrets } from "./canary-kube.ts";
 import { ROOT, type CommandResult } from "./cli.ts";
 import { adminKubeconfig, makeControlPlanePki } from "./control-plane-pki.ts";
 import { alive, ensureBinaries, stopPid, trackDir, trackPid, untrackDir } from "./control-plane-processes.ts";
@@ -40,7 +44,10 @@ export interface ControlPlane {
   serviceAccountToken(namespace: string, name: string): Promise<string>;
   /** The last `lines` lines of each component's log, labelled. */
   logs(lines?: number): string;
-  /** Stops both processes by PID (SIGTERM, then SIGKILL) and removes the state folder if it made it. */
+  /**
+   * Records EgressPolicy/Credential statuses and Events for the canary scan, then stops both
+   * processes by PID (SIGTERM, then SIGKILL) and removes the state folder if it made it.
+   */
   stop(): Promise<void>;
 }
 
@@ -207,6 +214,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
               `--token=${opts.token}`,
             ];
       usedSinceMark = true;
+      registerKubectlSecrets(args, opts.input);
       return run(bin.kubectl, [...auth, ...args], env, opts.input);
     };
     writeFileSync(join(dir, "home/empty-kubeconfig"), "apiVersion: v1\nkind: Config\n");
@@ -229,10 +237,13 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
         const made = await kubectl(["create", "token", name, "-n", namespace, "--duration=1h"]);
         if (made.code !== 0)
           throw new Error(`kubectl create token ${namespace}/${name} failed: ${made.stderr}`);
-        return made.stdout.trim();
+        return canary.secret(made.stdout.trim(), `ServiceAccount token ${namespace}/${name}`);
       },
       logs,
-      stop: cleanup,
+      stop: async () => {
+        await recordClusterState(kubectl, server);
+        await cleanup();
+      },
     };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

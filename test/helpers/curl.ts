@@ -1,8 +1,10 @@
 // Runs the real curl binary and returns what it saw. A missing curl fails the test, saying so.
+// What curl saw is the agent's view: it is recorded for the canary scan (canary.ts).
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canary } from "./canary.ts";
 
 /** curl's view of one exchange. */
 export interface CurlResult {
@@ -20,7 +22,10 @@ export function pemBundle(...pems: string[]): string {
   return path;
 }
 
-/** Runs curl with `args` plus flags that print the response headers; never follows redirects. */
+/**
+ * Runs curl with `args` plus flags that print the response headers; never follows redirects. Its
+ * stdout and stderr are recorded as an exposed response.
+ */
 export function curl(args: string[]): Promise<CurlResult> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -33,6 +38,7 @@ export function curl(args: string[]): Promise<CurlResult> {
           return;
         }
         const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        canary.record("response", `curl ${args.join(" ")}`, `${stdout}\n${stderr}`, "exposed");
         // With a proxy, -D prints the CONNECT response first; keep the last header block.
         const blocks = stdout.split(/\r\n\r\n/);
         let headerBlock = "";

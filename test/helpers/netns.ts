@@ -2,7 +2,8 @@
 // upstream servers on addresses of its own and a real DNS server (dnsmasq) that names them; the
 // "pod" namespace is joined to it by a veth pair, gets `airlock init`, runs the sidecar as UID
 // 15000 and agent commands as another UID. Everything is torn down by the tests, every process
-// stopped by its PID. No address outside these namespaces is ever used.
+// stopped by its PID. No address outside these namespaces is ever used. Background processes'
+// output and scratch files' Secret manifests feed the canary scan (canary.ts).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -17,6 +18,8 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { canary, type Exposure } from "./canary.ts";
+import { registerManifestSecrets } from "./canary-kube.ts";
 import { ROOT } from "./cli.ts";
 
 /** The pinned Node that runs the project's TypeScript. */
@@ -57,6 +60,10 @@ function sh(args: string[]): string {
   return execFileSync(args[0] ?? "", args.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
+// Commands built by PodWorld.inWorld: they run in the world namespace, outside the boundary, where
+// the upstreams log what they RECEIVED (the injected credential, by design).
+const worldCommands = new WeakSet<string[]>();
+
 /** A started background process with its output so far. */
 export interface Background {
   child: ChildProcess;
@@ -64,12 +71,22 @@ export interface Background {
   stop(): Promise<void>;
 }
 
-/** Starts `args` in the background; `ready` waits for a pattern in its output. */
-export async function background(args: string[], ready?: RegExp, timeoutMs = 15_000): Promise<Background> {
+/**
+ * Starts `args` in the background; `ready` waits for a pattern in its output. The output is
+ * recorded for the canary scan with `exposure`: by default "upstream-side" for a command built by
+ * PodWorld.inWorld (the world is the far side of the boundary), "exposed" for any other.
+ */
+export async function background(
+  args: string[],
+  ready?: RegExp,
+  timeoutMs = 15_000,
+  exposure: Exposure = worldCommands.has(args) ? "upstream-side" : "exposed",
+): Promise<Background> {
   const child = spawn(args[0] ?? "", args.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")));
   child.stderr.on("data", (c: Buffer) => (out += c.toString("utf8")));
+  canary.recordLive("process-output", `background ${args.join(" ")}`, () => out, exposure);
   const exited = new Promise<void>((resolve) => {
     child.once("exit", () => {
       resolve();
@@ -112,6 +129,7 @@ export interface PodWorld {
   /** `ip netns exec POD` + setpriv as uid/gid (plus supplementary groups), for agent commands. */
   asUser(uid: number, command: string[], groups?: number[]): string[];
   inPod(command: string[]): string[];
+  /** `ip netns exec WORLD` + command; background() records its output as upstream-side. */
   inWorld(command: string[]): string[];
   destroy(): void;
 }
@@ -192,7 +210,11 @@ export function createPodWorld(upstreamIps: string[]): PodWorld {
     upstreamIps,
     dir,
     inPod,
-    inWorld: (command) => ["ip", "netns", "exec", world, ...command],
+    inWorld: (command) => {
+      const args = ["ip", "netns", "exec", world, ...command];
+      worldCommands.add(args);
+      return args;
+    },
     asUser: (uid, command, groups = []) =>
       inPod([
         "setpriv",
@@ -206,8 +228,12 @@ export function createPodWorld(upstreamIps: string[]): PodWorld {
   };
 }
 
-/** Writes `content` to a file in the scratch folder, readable by every UID; returns its path. */
+/**
+ * Writes `content` to a file in the scratch folder, readable by every UID; returns its path. The
+ * values of any Secret manifest in it are registered with the canary scan.
+ */
 export function scratchFile(world: PodWorld, name: string, content: string, owner?: number): string {
+  registerManifestSecrets(content, `scratch file ${name}`);
   const path = join(world.dir, name);
   writeFileSync(path, content, { mode: 0o644 });
   if (owner !== undefined) chownSync(path, owner, owner);

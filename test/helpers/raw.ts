@@ -1,6 +1,8 @@
 // Raw TCP conversations with the proxy, for what real clients refuse to send: CONNECT followed by
-// plain HTTP, malformed requests, smuggling attempts, abrupt disconnects.
+// plain HTTP, malformed requests, smuggling attempts, abrupt disconnects. Everything read is the
+// agent's view and is recorded for the canary scan (canary.ts).
 import net from "node:net";
+import { canary } from "./canary.ts";
 
 /** Opens a TCP connection to host:port. */
 export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
@@ -13,7 +15,7 @@ export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
   });
 }
 
-/** Sends `data` and collects everything until the peer closes (or `ms` passes). */
+/** Sends `data` and collects everything until the peer closes (or `ms` passes); records it. */
 export function exchange(port: number, data: string | Buffer, ms = 3000): Promise<string> {
   return connect(port).then(
     (socket) =>
@@ -22,7 +24,9 @@ export function exchange(port: number, data: string | Buffer, ms = 3000): Promis
         const done = (): void => {
           clearTimeout(timer);
           socket.destroy();
-          resolve(Buffer.concat(chunks).toString("latin1"));
+          const text = Buffer.concat(chunks).toString("latin1");
+          canary.record("response", `raw exchange with port ${port}`, text, "exposed");
+          resolve(text);
         };
         const timer = setTimeout(done, ms);
         socket.on("data", (c: Buffer) => chunks.push(c));
@@ -33,7 +37,7 @@ export function exchange(port: number, data: string | Buffer, ms = 3000): Promis
   );
 }
 
-/** Reads from `socket` until `predicate` holds for the text so far (or the peer closes). */
+/** Reads from `socket` until `predicate` holds for the text so far (or the peer closes); records it. */
 export function readUntil(
   socket: net.Socket,
   predicate: (text: string) => boolean,
@@ -45,6 +49,7 @@ export function readUntil(
       clearTimeout(timer);
       socket.off("data", onData);
       socket.off("close", finish);
+      canary.record("response", `raw read from port ${String(socket.remotePort)}`, text, "exposed");
       resolve(text);
     };
     const onData = (c: Buffer): void => {

@@ -5,6 +5,7 @@ import { parseCidr } from "../../sidecar/net/address.ts";
 import { compile } from "../../sidecar/policy/compile.ts";
 import { StaticSecrets, type SecretData, type SecretSource } from "../../sidecar/proxy/secrets.ts";
 import { startSidecar, type RunningSidecar } from "../../sidecar/runtime.ts";
+import { canary, recordMetricsScrape } from "./canary.ts";
 
 /** A test sidecar plus its captured audit lines. */
 export interface TestSidecar extends RunningSidecar {
@@ -14,14 +15,17 @@ export interface TestSidecar extends RunningSidecar {
   proxyUrl: string;
 }
 
-/** Secret manifests as plain key/value maps. */
+/** Secret manifests as plain key/value maps; every value is registered with the canary scan. */
 export function secret(namespace: string, name: string, data: Record<string, string>): SecretData {
+  for (const [key, value] of Object.entries(data))
+    canary.secret(value, `Secret ${namespace}/${name} key ${key}`);
   return { namespace, name, data: new Map(Object.entries(data).map(([k, v]) => [k, Buffer.from(v)])) };
 }
 
 /**
  * Starts a sidecar on ephemeral loopback ports with `policies`/`credentials` compiled and applied
- * (pass `apply: false` to start with none). Throws with every compile error on bad input.
+ * (pass `apply: false` to start with none). Throws with every compile error on bad input. Its audit
+ * lines, and its /metrics as scraped when it is closed, are recorded for the canary scan.
  */
 export async function startTestSidecar(options: {
   policies?: unknown[];
@@ -62,10 +66,22 @@ export async function startTestSidecar(options: {
     const applied = sidecar.gate.apply(JSON.parse(JSON.stringify(compiled.value)), 1);
     if (!applied.ok) throw new Error(applied.errors.map((e) => `${e.path}: ${e.message}`).join("\n"));
   }
+  const proxyUrl = `http://127.0.0.1:${sidecar.proxyAddress.port}`;
+  canary.recordLive("log", `test sidecar ${proxyUrl} audit log`, () => lines.join("\n"), "exposed");
+  const close = sidecar.close.bind(sidecar);
+  let scraped = false;
   const extended = Object.assign(sidecar, {
     audit: [] as Record<string, unknown>[],
     auditText: () => lines.join("\n"),
-    proxyUrl: `http://127.0.0.1:${sidecar.proxyAddress.port}`,
+    proxyUrl,
+    close: async (): Promise<void> => {
+      if (!scraped) {
+        scraped = true;
+        const { host, port } = sidecar.metricsAddress;
+        await recordMetricsScrape(`http://${host}:${port}/metrics`, `test sidecar ${proxyUrl} /metrics`);
+      }
+      await close();
+    },
   });
   Object.defineProperty(extended, "audit", {
     get: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
