@@ -2,16 +2,15 @@
 // level-based reconciler pushes signed bundles, writes status and keeps the sidecars' Secret RBAC.
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { parseListen } from "../sidecar/cli/flags.ts";
+import { hostname } from "node:os";
+import { KubeConfig } from "@kubernetes/client-node";
 import { PORTS } from "../sidecar/constants.ts";
 import { createAdminServer } from "../sidecar/observe/admin-server.ts";
 import { createAuditLog } from "../sidecar/observe/audit.ts";
-import type { ListenAddress } from "../sidecar/runtime.ts";
-import { createOperatorMetrics } from "./metrics.ts";
+import { OperatorUsageError, parseOperatorFlags, type OperatorFlags } from "./flags.ts";
+import { createOperatorMetrics, type OperatorMetrics } from "./metrics.ts";
 import { webhookNames, WEBHOOK_SERVICE } from "./kube/bootstrap-pki.ts";
 import { webhookHandoff } from "./kube/bootstrap-webhook-server.ts";
 import { Health } from "./kube/preflight-health.ts";
@@ -19,7 +18,8 @@ import { runOperator, type OperatorOptions } from "./run.ts";
 import { webhookConfigurations } from "./webhook/configurations.ts";
 
 export const OPERATOR_USAGE = `usage: airlock operator [--kubeconfig PATH] [--lease-namespace NS] [--signing-key PEM]
-                        [--webhook HOST:PORT] [--webhook-url URL] [--identity NAME] [--control-port N]
+                        [--webhook HOST:PORT] [--webhook-url URL] [--image IMAGE] [--upstream-ca PEM]
+                        [--image-pull-policy P] [--identity NAME] [--control-port N]
                         [--resync SECONDS] [--lease-seconds SECONDS] [--metrics HOST:PORT]
 
 Runs one operator replica (in a pod: in-cluster config; elsewhere: --kubeconfig). The leader keeps
@@ -27,8 +27,11 @@ its bundle-signing key (Secret airlock-signing-key) and the webhook's CA and cer
 airlock-webhook-tls) in its namespace, creating them when absent.
   --signing-key PEM      use this Ed25519 private key instead of Secret airlock-signing-key
   --webhook HOST:PORT    where the admission webhook listens (HTTPS; default 0.0.0.0:9443); it
-                         starts once the signing key and serving certificate are known and
-                         injects the image in env AIRLOCK_IMAGE (default airlock:VERSION)
+                         starts once the signing key and serving certificate are known
+  --image IMAGE          the Airlock image injected into agent pods (default: env AIRLOCK_IMAGE,
+                         else airlock:VERSION, the package version)
+  --image-pull-policy P  Always, IfNotPresent or Never for the injected containers
+  --upstream-ca PEM      extra roots injected sidecars trust for upstreams (and give the agent)
   --webhook-url URL      how the API server reaches the webhook from outside the cluster
                          (https://HOST:PORT); the certificate covers HOST and the webhook
                          configurations use this URL (in a cluster: Service airlock-webhook)
@@ -42,8 +45,6 @@ airlock-webhook-tls) in its namespace, creating them when absent.
   --metrics HOST:PORT    /metrics, /healthz, /readyz (default 0.0.0.0:${String(PORTS.metrics)}; /readyz
                          answers 503 with what is wrong, e.g. a missing namespace, CRD or RBAC)
 Stops on SIGINT/SIGTERM, releasing the Lease so another replica takes over at once.`;
-
-class OperatorUsageError extends Error {}
 
 /** The package version: the default Airlock image the webhook injects is airlock:VERSION. */
 const VERSION = (
@@ -76,15 +77,6 @@ function webhookSetup(
   return { names };
 }
 
-/** `--FLAG HOST:PORT` parsed, or an OperatorUsageError. */
-function listenFlag(flag: string, value: string): ListenAddress {
-  try {
-    return parseListen(flag, value);
-  } catch (err) {
-    throw new OperatorUsageError((err as Error).message);
-  }
-}
-
 function signingKey(path: string): KeyObject {
   let key: KeyObject;
   try {
@@ -99,88 +91,84 @@ function signingKey(path: string): KeyObject {
   return key;
 }
 
+/** Reads the PEM file of `flag`, or an OperatorUsageError saying which file could not be read. */
+function readPem(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new OperatorUsageError(`--${flag} ${path}: ${(err as Error).message}`);
+  }
+}
+
+function kubeConfig(path: string | undefined): KubeConfig {
+  const config = new KubeConfig();
+  try {
+    if (path !== undefined) config.loadFromFile(path);
+    else config.loadFromCluster();
+  } catch (err) {
+    throw new OperatorUsageError(`--kubeconfig ${path ?? "(in-cluster)"}: ${(err as Error).message}`);
+  }
+  return config;
+}
+
+/** Starts the admin listener (/metrics, /healthz, /readyz with the health's reasons). */
+async function startAdmin(flags: OperatorFlags, metrics: OperatorMetrics, health: Health): Promise<Server> {
+  const admin = createAdminServer(
+    metrics.registry,
+    () => health.ready,
+    () => health.reason(),
+  );
+  const { host, port } = flags.metrics;
+  await new Promise<void>((resolve, reject) => {
+    admin.once("error", (err) => {
+      reject(new OperatorUsageError(`--metrics ${host}:${String(port)}: ${err.message}`));
+    });
+    admin.listen(port, host, resolve);
+  });
+  return admin;
+}
+
 /** Runs until SIGINT/SIGTERM; exit 2 on bad flags. */
 export async function operatorCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      "signing-key": { type: "string" },
-      webhook: { type: "string", default: "0.0.0.0:9443" },
-      "webhook-url": { type: "string" },
-      kubeconfig: { type: "string" },
-      "lease-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "airlock-system" },
-      identity: { type: "string", default: process.env.POD_NAME ?? hostname() },
-      "control-port": { type: "string" },
-      resync: { type: "string", default: "30" },
-      "lease-seconds": { type: "string", default: "15" },
-      metrics: { type: "string", default: `0.0.0.0:${String(PORTS.metrics)}` },
-    },
-    strict: true,
-  });
   try {
-    const privateKey = values["signing-key"] === undefined ? undefined : signingKey(values["signing-key"]);
-    const webhookUrl = values["webhook-url"];
-    if (webhookUrl !== undefined && !/^https:\/\/[^/]+/.test(webhookUrl))
-      throw new OperatorUsageError("--webhook-url must be an https:// URL (https://HOST:PORT)");
-    const config = new KubeConfig();
-    try {
-      if (values.kubeconfig !== undefined) config.loadFromFile(values.kubeconfig);
-      else config.loadFromCluster();
-    } catch (err) {
-      throw new OperatorUsageError(
-        `--kubeconfig ${values.kubeconfig ?? "(in-cluster)"}: ${(err as Error).message}`,
-      );
-    }
-    const resync = Number(values.resync);
-    const port = values["control-port"] === undefined ? undefined : Number(values["control-port"]);
-    if (!Number.isFinite(resync) || resync <= 0)
-      throw new OperatorUsageError("--resync must be a positive number of seconds");
-    const leaseSeconds = Number(values["lease-seconds"]);
-    if (!Number.isInteger(leaseSeconds) || leaseSeconds < 3)
-      throw new OperatorUsageError("--lease-seconds must be a whole number of seconds, at least 3");
-    const metricsAt = listenFlag("metrics", values.metrics);
-    const webhookAt = listenFlag("webhook", values.webhook);
-    if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536))
-      throw new OperatorUsageError("--control-port must be a TCP port");
+    const flags = parseOperatorFlags(argv, process.env, hostname(), VERSION);
+    const privateKey = flags.signingKeyPath === undefined ? undefined : signingKey(flags.signingKeyPath);
+    const upstreamCa =
+      flags.upstreamCaPath === undefined ? undefined : readPem("upstream-ca", flags.upstreamCaPath);
+    const config = kubeConfig(flags.kubeconfig);
     const log = createAuditLog({}, {});
     const metrics = createOperatorMetrics({ defaults: true });
     const health = new Health(log);
-    const admin = createAdminServer(
-      metrics.registry,
-      () => health.ready,
-      () => health.reason(),
-    );
-    await new Promise<void>((resolve, reject) => {
-      admin.once("error", (err) => {
-        reject(new OperatorUsageError(`--metrics ${values.metrics}: ${err.message}`));
-      });
-      admin.listen(metricsAt.port, metricsAt.host, resolve);
-    });
-    const bound = admin.address() as AddressInfo;
-    const namespace = values["lease-namespace"];
+    const admin = await startAdmin(flags, metrics, health);
     const webhook = webhookHandoff({
-      listen: webhookAt,
-      injection: { image: process.env.AIRLOCK_IMAGE ?? `airlock:${VERSION}` },
+      listen: flags.webhook,
+      injection: {
+        image: flags.image,
+        ...(flags.imagePullPolicy !== undefined ? { imagePullPolicy: flags.imagePullPolicy } : {}),
+        ...(upstreamCa !== undefined ? { upstreamCa } : {}),
+      },
       log,
     });
+    const namespace = flags.leaseNamespace;
     const operator = runOperator({
       config,
       ...(privateKey === undefined ? {} : { privateKey }),
-      webhook: webhookSetup(namespace, webhookUrl, values.kubeconfig === undefined),
+      webhook: webhookSetup(namespace, flags.webhookUrl, flags.kubeconfig === undefined),
       leaseNamespace: namespace,
       onBundleKeys: webhook.onBundleKeys.bind(webhook),
       onWebhookTls: webhook.onWebhookTls.bind(webhook),
       health,
-      identity: values.identity,
-      resyncMs: resync * 1000,
-      leaseSeconds,
+      identity: flags.identity,
+      resyncMs: flags.resyncMs,
+      leaseSeconds: flags.leaseSeconds,
       metrics,
-      ...(port !== undefined ? { controlPort: port } : {}),
+      ...(flags.controlPort !== undefined ? { controlPort: flags.controlPort } : {}),
       log,
     });
+    const bound = admin.address() as AddressInfo;
     const host = bound.address.includes(":") ? `[${bound.address}]` : bound.address;
     process.stderr.write(
-      `operator ${values.identity} started (lease ${values["lease-namespace"]}/airlock-operator); ` +
+      `operator ${flags.identity} started (lease ${namespace}/airlock-operator); ` +
         `metrics on http://${host}:${String(bound.port)}\n`,
     );
     await new Promise<void>((resolve) => {
