@@ -4,12 +4,13 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signBundle } from "../sidecar/control/bundle.ts";
 import { compile } from "../sidecar/policy/compile.ts";
+import { CertificateAuthority } from "../sidecar/tls/ca.ts";
 import { stopProcess } from "./helpers/agent-pods.ts";
 import { AIRLOCK, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
 import { policy } from "./helpers/sidecar.ts";
@@ -134,4 +135,41 @@ describe("airlock sidecar --bundle-key-env: the operator's keys from the environ
     expect(both.code).to.equal(2);
     expect(both.err).to.include("give one of them, not both");
   });
+
+  it("--upstream-ca-env: the roots in the variable join the agent's trust bundle; an empty one is refused", async function () {
+    const upstreamCa = new CertificateAuthority().certificatePem;
+    const trust = join(dir, "trust-env.pem");
+    const started = await sidecarStarted(
+      [...loopback, "--upstream-ca-env", "AIRLOCK_UPSTREAM_CA", "--trust-bundle", trust],
+      {
+        AIRLOCK_UPSTREAM_CA: upstreamCa,
+      },
+    );
+    try {
+      expect(readFileSync(trust, "utf8")).to.include(upstreamCa.trim());
+    } finally {
+      await stopProcess(started);
+    }
+    const empty = await sidecarExit([...loopback, "--upstream-ca-env", "AIRLOCK_UPSTREAM_CA"], {
+      AIRLOCK_UPSTREAM_CA: "",
+    });
+    expect(empty.code).to.equal(2);
+    expect(empty.err).to.match(
+      /--upstream-ca-env AIRLOCK_UPSTREAM_CA: the variable holds no PEM certificate/,
+    );
+  });
 });
+
+/** Starts `airlock sidecar ...args` with `env` added to this process's environment for that spawn. */
+async function sidecarStarted(args: string[], env: Record<string, string>): Promise<RunningCommand> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await startAirlock(["sidecar", ...args], /listening on/);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) Reflect.deleteProperty(process.env, k);
+      else process.env[k] = v;
+    }
+  }
+}

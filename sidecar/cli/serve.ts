@@ -41,6 +41,8 @@ export interface ServeFlags {
   bundleKey?: string | undefined;
   /** --bundle-key-env: the name of an environment variable holding them (exclusive with bundleKey). */
   bundleKeyEnv?: string | undefined;
+  /** --upstream-ca-env: the name of an environment variable holding more upstream roots (PEM). */
+  upstreamCaEnv?: string | undefined;
   kubeconfig?: string | undefined;
   /** Use the in-cluster service-account config when running in a pod (airlock sidecar only). */
   inCluster?: boolean;
@@ -66,7 +68,7 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   const log = createAuditLog(flags.identity ?? {}, { level: flags["log-level"] });
   const apiSecrets = kubeSecretsFrom(flags.kubeconfig, flags.inCluster === true, log);
   const publicKeys = readBundleKeys(flags.bundleKey, flags.bundleKeyEnv);
-  const upstreamCa = readPemFiles(flags["upstream-ca"]);
+  const upstreamCa = [...readPemFiles(flags["upstream-ca"]), ...pemFromEnv(flags.upstreamCaEnv)];
   const sidecar: RunningSidecar = await startSidecar({
     listen: parseListen("listen", flags.listen),
     metrics: parseListen("metrics", flags.metrics),
@@ -125,6 +127,17 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   apiSecrets?.close();
   await sidecar.close();
   return 0;
+}
+
+/** The PEM in environment variable `name` (--upstream-ca-env), as one entry; none without the flag. */
+function pemFromEnv(name: string | undefined): string[] {
+  if (name === undefined) return [];
+  const pem = process.env[name] ?? "";
+  if (!pem.includes("-----BEGIN CERTIFICATE-----"))
+    throw new UsageError(
+      `--upstream-ca-env ${name}: the variable holds no PEM certificate; set it or drop the flag`,
+    );
+  return [pem];
 }
 
 /** The operator's public key(s) from --bundle-key PATH or --bundle-key-env NAME (one of them). */

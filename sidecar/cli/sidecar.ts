@@ -7,8 +7,8 @@ import { FILE_SIDECAR_OPTIONS, serveFromFiles } from "./serve.ts";
 
 export const SIDECAR_USAGE = `usage: airlock sidecar [--policy PATH]... [--transparent HOST:PORT] [--listen HOST:PORT]
                        [--metrics HOST:PORT] [--trust-bundle PATH] [--upstream-ca PEM]...
-                       [--ca-out PEM] [--resolve HOST:IP]... [--allow-address CIDR]...
-                       [--control HOST:PORT (--bundle-key PATH | --bundle-key-env NAME)]
+                       [--upstream-ca-env NAME] [--ca-out PEM] [--resolve HOST:IP]...
+                       [--allow-address CIDR]... [--control HOST:PORT (--bundle-key PATH | --bundle-key-env NAME)]
 
 Runs in the agent's pod as UID ${String(SIDECAR_UID)}. Without --policy it blocks everything (NoPolicyLoaded)
 and /readyz answers 503 until a policy is applied.
@@ -22,10 +22,12 @@ and /readyz answers 503 until a policy is applied.
                            key rotation: a bundle signed by any of them is accepted); others are refused
   --bundle-key-env NAME    the same PEM read from environment variable NAME instead of a file (the
                            webhook sets AIRLOCK_BUNDLE_KEYS); not with --bundle-key
+  --upstream-ca-env NAME   more upstream roots (PEM) from environment variable NAME (the webhook
+                           sets AIRLOCK_UPSTREAM_CA from the operator's --upstream-ca)
   --listen HOST:PORT       explicit proxy for HTTP_PROXY/HTTPS_PROXY (default 127.0.0.1:${PORTS.explicit})
   --metrics HOST:PORT      /metrics, /healthz, /readyz (default 0.0.0.0:${PORTS.metrics})
   --trust-bundle PATH      where to write the agent's trust bundle, mode 0644, replaced atomically:
-                           system roots + every --upstream-ca + the interception CA
+                           system roots + every upstream root + the interception CA
                            (default ${TRUST_BUNDLE_PATH})
   --pod, --namespace, --service-account   identity stamped on audit lines
                            (default: env POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT)
@@ -42,6 +44,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
       control: { type: "string", default: `0.0.0.0:${PORTS.control}` },
       "bundle-key": { type: "string" },
       "bundle-key-env": { type: "string" },
+      "upstream-ca-env": { type: "string" },
       kubeconfig: { type: "string" },
       listen: { type: "string", default: `127.0.0.1:${PORTS.explicit}` },
       metrics: { type: "string", default: `0.0.0.0:${PORTS.metrics}` },
@@ -62,6 +65,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     trustBundle: values["trust-bundle"],
     bundleKey: values["bundle-key"],
     bundleKeyEnv: values["bundle-key-env"],
+    upstreamCaEnv: values["upstream-ca-env"],
     inCluster: true,
     identity,
   });
