@@ -4,9 +4,10 @@
 // each, on /readyz too, recovers by itself, creates its signing key and webhook certificate, and the
 // key in the Secret verifies the bundles it pushes to a real sidecar. A second replica, in-process,
 // learns both from the Secrets and serves the webhook with them: injected pods carry the key.
-// Rotation of both is driven through the Secrets alone.
+// Rotation of both is driven through the Secrets alone. Last, restarted with --webhook-url, it is
+// called by the API server: kubectl-created pods carry a sidecar whose env key verifies its bundles.
 import { expect } from "chai";
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,11 +16,14 @@ import { webhookNames } from "../operator/kube/bootstrap-pki.ts";
 import { webhookHandoff, type WebhookHandoff } from "../operator/kube/bootstrap-webhook-server.ts";
 import { runOperator, type RunningOperator } from "../operator/run.ts";
 import { admitPod } from "./helpers/admission-review.ts";
-import { canary } from "./helpers/canary.ts";
+import { bootstrapKit, foreignWebhookConfig } from "./helpers/bootstrap-kit.ts";
 import { ROOT } from "./helpers/cli.ts";
 import {
+  agentPodManifest,
+  markPodRunning,
   startAgentPod,
   startOperatorProcess,
+  startSidecarProcess,
   stopProcess,
   type AgentPodWorld,
   type OperatorProcess,
@@ -33,10 +37,13 @@ import {
   writeTokenKubeconfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
+import { freeLoopbackPort } from "./helpers/control-plane-processes.ts";
 
 const NS = "airlock-system";
 const HOME = "airlock-home"; // where the operator's ServiceAccount lives (airlock-system does not exist yet)
 const AGENTS = "agents";
+const INJECTED = "agents-injected"; // labelled airlock.dev/inject=enabled in the webhook tests
+const PLAIN = "agents-plain";
 
 describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand steps", function () {
   let cp: ControlPlane;
@@ -48,75 +55,14 @@ describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand
   let world: AgentPodWorld;
   let operatorToken = "";
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const res = await cp.kubectl(args, input === undefined ? {} : { input });
-    if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
-  const eventually = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> => {
-    const deadline = Date.now() + ms;
-    let last = await read();
-    while (!ok(last) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      last = await read();
-    }
-    expect(ok(last), `last seen: ${JSON.stringify(last)}`).to.equal(true);
-    return last;
-  };
+  const kit = bootstrapKit(() => cp, NS, AGENTS);
+  const { kubectl, eventually, secretData, secretMissing, storedPod, policy, readyReason } = kit;
+  const { webhooksOf, injectorAt } = kit;
   const output = (): string => operator.command.stdout() + operator.command.stderr();
   const readyz = async (): Promise<{ status: number; body: string }> => {
     const res = await fetch(`${operator.metrics}/readyz`);
     return { status: res.status, body: await res.text() };
   };
-  const secretData = async (name: string): Promise<Record<string, string>> => {
-    const json = JSON.parse(await kubectl(["-n", NS, "get", "secret", name, "-o", "json"])) as {
-      data: Record<string, string>;
-      type: string;
-    };
-    const data = Object.fromEntries(
-      Object.entries(json.data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
-    );
-    for (const [k, v] of Object.entries(data))
-      if (k.includes("private") || k === "tls.key") canary.secret(v, k);
-    return { ...data, type: json.type };
-  };
-  const secretMissing = async (name: string): Promise<boolean> =>
-    (await cp.kubectl(["-n", NS, "get", "secret", name])).code !== 0;
-  const policy = (name: string, app: string, host: string) => ({
-    apiVersion: "airlock.dev/v1alpha1",
-    kind: "EgressPolicy",
-    metadata: { name, namespace: AGENTS },
-    spec: { podSelector: { matchLabels: { app } }, egress: [{ name: "docs", hosts: [host] }] },
-  });
-  const readyReason = (name: string): Promise<string> =>
-    kubectl([
-      ...["-n", AGENTS, "get", "egresspolicy", name, "-o"],
-      'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
-    ]);
-  const foreignConfig = (kind: string, name: string) => ({
-    apiVersion: "admissionregistration.k8s.io/v1",
-    kind,
-    metadata: { name, labels: { "app.kubernetes.io/managed-by": "Helm" } },
-    webhooks: ["ours", "theirs"].map((hook) => ({
-      name: `${hook}.example.test`,
-      clientConfig:
-        hook === "ours"
-          ? { service: { namespace: NS, name: "airlock-webhook", path: "/x" } }
-          : { url: "https://theirs.example.test/x", caBundle: Buffer.from("theirs").toString("base64") },
-      rules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["configmaps"], operations: ["CREATE"] }],
-      namespaceSelector: { matchLabels: { "never-matches": "true" } },
-      admissionReviewVersions: ["v1"],
-      sideEffects: "None",
-      failurePolicy: "Ignore",
-      timeoutSeconds: 7,
-    })),
-  });
-  const webhooksOf = async (kind: string, name: string) =>
-    (
-      JSON.parse(await kubectl(["get", kind, name, "-o", "json"])) as {
-        webhooks: { name: string; timeoutSeconds: number; clientConfig: { caBundle?: string } }[];
-      }
-    ).webhooks;
 
   before(async function () {
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
@@ -135,7 +81,7 @@ describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand
       ["MutatingWebhookConfiguration", "airlock-injector"],
       ["ValidatingWebhookConfiguration", "airlock-validator"],
     ] as const)
-      await kubectl(["apply", "-f", "-"], JSON.stringify(foreignConfig(kind, name)));
+      await kubectl(["apply", "-f", "-"], JSON.stringify(foreignWebhookConfig(kind, name, NS)));
     operatorToken = await cp.serviceAccountToken(HOME, "airlock-operator");
     const kubeconfig = writeTokenKubeconfig(cp, join(dir, "operator.kubeconfig"), operatorToken);
     world = {
@@ -365,5 +311,87 @@ describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand
       () => readyReason("b"),
       (r) => r === "Synced",
     );
+  });
+
+  // The last clause of the acceptance line, through the API server: outside a cluster only
+  // --webhook-url tells the operator how it is reached, so it is restarted with it. The Helm-owned
+  // configurations of before() would not block pods (ConfigMaps in no namespace, Ignore) but hold
+  // the names airlock-injector/airlock-validator, so only their caBundle would be kept in step and
+  // no Pod would ever reach the operator: deleted, the leader creates its own (URL, fail closed).
+  // From then on policies and pods in enabled namespaces go through it: these tests come last.
+  let injectedKeys = "";
+  it("restarted with --webhook-url it registers its webhooks: kubectl-created pods are injected with its key", async function () {
+    this.timeout(60_000);
+    await handoff?.close();
+    await replica?.stop(); // else it would take the Lease and lead without a URL
+    [handoff, replica] = [undefined, undefined];
+    await stopProcess(operator.command); // SIGTERM releases the Lease
+    for (const kind of ["mutatingwebhookconfiguration", "validatingwebhookconfiguration"])
+      await kubectl(["delete", kind, kind.startsWith("m") ? "airlock-injector" : "airlock-validator"]);
+    const url = `https://127.0.0.1:${String(await freeLoopbackPort())}`;
+    operator = await startOperatorProcess([
+      ...["--kubeconfig", join(dir, "operator.kubeconfig")],
+      ...["--webhook", url.slice("https://".length), "--webhook-url", url],
+    ]);
+    await eventually(readyz, (r) => r.status === 200);
+    await eventually(() => injectorAt(url), Boolean);
+    await kubectl(["create", "namespace", INJECTED]);
+    await kubectl(["label", "namespace", INJECTED, "airlock.dev/inject=enabled"]);
+    await kubectl(["create", "namespace", PLAIN]);
+    for (const ns of [INJECTED, PLAIN]) await kubectl(["-n", ns, "create", "serviceaccount", "agent"]);
+    const pods = [...["good", "bad"].map((name) => [INJECTED, name]), [PLAIN, "plain"]] as const;
+    for (const [ns, name] of pods) {
+      const manifest = JSON.stringify(agentPodManifest(name, ns, "agent", { app: name }));
+      // The first may meet the webhook server before it serves the reissued certificate: retried.
+      await eventually(
+        async () => (await cp.kubectl(["apply", "-f", "-"], { input: manifest })).stderr,
+        (err) => err === "",
+      );
+    }
+    const key = (await secretData("airlock-signing-key"))["public.pem"] ?? "";
+    for (const name of ["good", "bad"]) {
+      const pod = await storedPod(INJECTED, name);
+      expect(pod.metadata.annotations?.["airlock.dev/status"]).to.be.a("string");
+      const init = pod.spec.initContainers ?? [];
+      expect(init.map((c) => c.name)).to.deep.equal(["airlock-init", "airlock-sidecar"]);
+      injectedKeys = init[1]?.env?.find((e) => e.name === "AIRLOCK_BUNDLE_KEYS")?.value ?? "";
+      expect(injectedKeys).to.equal(key);
+    }
+    const plain = await storedPod(PLAIN, "plain");
+    expect(plain.spec.initContainers).to.equal(undefined);
+    expect(plain.metadata.annotations?.["airlock.dev/status"]).to.equal(undefined);
+    expect(plain.spec.containers.map((c) => c.name)).to.deep.equal(["agent"]);
+  });
+
+  it("the injected sidecar's key verifies the bundles the operator pushes (Synced); another key: BadSignature", async function () {
+    this.timeout(60_000);
+    expect(injectedKeys, "the previous test must have read the injected key").to.not.equal("");
+    const agentToken = await cp.serviceAccountToken(INJECTED, "agent");
+    const pods: AgentPodWorld = {
+      ...world,
+      namespace: INJECTED,
+      kubeconfig: writeTokenKubeconfig(cp, join(dir, "injected.kubeconfig"), agentToken),
+    };
+    const stranger = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" });
+    // Real sidecars, as the kubelet would run them: the good one with exactly the injected env value.
+    for (const [name, ip, env] of [
+      ["good", "127.0.0.53", injectedKeys],
+      ["bad", "127.0.0.54", stranger.toString()],
+    ] as const) {
+      sidecars.push(await startSidecarProcess(pods, name, ip, { env }));
+      await markPodRunning(pods, name, ip);
+    }
+    for (const name of ["good", "bad"])
+      await kubectl(["apply", "-f", "-"], JSON.stringify(policy(name, name, "docs.example.test", INJECTED)));
+    await eventually(
+      () => readyReason("good", INJECTED),
+      (r) => r === "Synced",
+    );
+    const refused = await eventually(
+      () => readyReason("bad", INJECTED, "message"),
+      (m) => m.includes("BadSignature"),
+    );
+    expect(refused).to.match(/pod bad: bundle \S+ rejected: BadSignature/);
+    expect(await readyReason("bad", INJECTED)).to.equal("SyncPending");
   });
 });

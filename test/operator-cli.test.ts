@@ -71,6 +71,11 @@ spec:
         "--clusterrole=airlock-operator",
         `--serviceaccount=${ns}:airlock-operator`,
       ],
+      // Its own Secrets (webhook certificate) in the namespace it runs in (--lease-namespace).
+      [
+        ...["-n", ns, "create", "rolebinding", "airlock-operator"],
+        ...["--clusterrole=airlock-operator-namespace", `--serviceaccount=${ns}:airlock-operator`],
+      ],
     ]) {
       const res = await cp.kubectl(args);
       if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
@@ -95,6 +100,11 @@ spec:
         "op-a",
         "--resync",
         "1",
+        // The defaults (0.0.0.0:9443, 0.0.0.0:15090) would clash with any other operator here.
+        "--webhook",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
       ],
       /operator op-a started/,
     );
@@ -113,6 +123,8 @@ spec:
       cp.kubeconfig,
       "--signing-key",
       join(dir, "missing.pem"),
+      "--webhook",
+      "127.0.0.1:0",
     ]);
     expect(res.code).to.equal(2);
     expect(res.stderr).to.include("--signing-key");
@@ -136,11 +148,16 @@ spec:
     expect(await can("create", "clusterrolebindings")).to.equal("no");
   });
 
-  it("takes the Lease", async function () {
+  it("takes the Lease and becomes ready (/readyz: namespace, CRDs and RBAC all there)", async function () {
     await eventually(
       () => jsonpath(["get", "lease", "airlock-operator", "-o", "jsonpath={.spec.holderIdentity}"]),
       /^op-a$/,
     );
+    const metrics = /metrics on (http:\/\/\S+)/.exec(operator.stderr())?.[1] ?? "";
+    await eventually(async () => {
+      const res = await fetch(`${metrics}/readyz`);
+      return `${String(res.status)} ${await res.text()}`;
+    }, /^200 /);
   });
 
   it("writes Ready on a valid policy (Compiled: it selects no injected pod yet)", async function () {

@@ -234,6 +234,9 @@ describe("operator (control plane): operator and sidecar processes, least privil
     expect(await leaseHolder()).to.equal("op-a");
     expect(sample(await metrics("op-a"), "airlock_operator_leading")).to.equal(1);
     expect(sample(await metrics("op-b"), "airlock_operator_leading")).to.equal(0);
+    // Both pass their start-up checks (namespace, CRDs, RBAC including airlock-operator-namespace).
+    for (const identity of ["op-a", "op-b"])
+      await eventually(async () => (await fetch(`${operator(identity).metrics}/readyz`)).status, 200);
   });
 
   it("a pod no policy selects gets the empty bundle: everything blocks with NoRuleMatched", async function () {
@@ -271,7 +274,8 @@ describe("operator (control plane): operator and sidecar processes, least privil
         .filter(Boolean)
         .sort();
     const before = await versions();
-    expect(before).to.have.length(4); // policy, credential, Role, RoleBinding
+    // policy, credential, the sidecars' Role and RoleBinding, the operator's own RoleBinding
+    expect(before).to.have.length(5);
     await new Promise((resolve) => setTimeout(resolve, 4500)); // two resyncs
     expect(await versions()).to.deep.equal(before);
   });

@@ -2,6 +2,7 @@
 // created with kubectl (injected annotation, status patched to Running at a loopback IP) and a real
 // `airlock sidecar` process listening on that IP; and `airlock operator` processes.
 import { join } from "node:path";
+import { BUNDLE_KEYS_ENV } from "../../operator/inject/injected.ts";
 import { INJECTED_ANNOTATION } from "../../operator/kube/cluster.ts";
 import { recordMetricsScrape } from "./canary.ts";
 import { startAirlock, type RunningCommand } from "./cli.ts";
@@ -43,23 +44,49 @@ async function kubectl(cp: ControlPlane, args: string[], input?: string): Promis
   return res.stdout;
 }
 
+/** A Pod object for an agent as a user writes it: one container, running as `serviceAccount`. */
+export function agentPodManifest(
+  pod: string,
+  namespace: string,
+  serviceAccount: string,
+  labels: Record<string, string>,
+  annotations: Record<string, string> = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: pod, namespace, labels, annotations },
+    spec: {
+      serviceAccountName: serviceAccount,
+      containers: [{ name: "agent", image: "example.invalid/agent" }],
+    },
+  };
+}
+
 /**
- * Starts `airlock sidecar` on `ip` trusting `bundleKey` (a PEM file), then creates Pod `pod` with
- * `labels` and patches its status to Running at `ip`. Sets `world.controlPort` on first use.
+ * The operator's bundle key(s) a sidecar trusts: a PEM file (`--bundle-key`), or PEM text handed
+ * in environment variable AIRLOCK_BUNDLE_KEYS (`--bundle-key-env`, as an injected sidecar gets it).
  */
-export async function startAgentPod(
+export type BundleKeySource = { file: string } | { env: string };
+
+/** Starts `airlock sidecar` for `pod` on `ip`. Sets `world.controlPort` on first use. */
+export async function startSidecarProcess(
   world: AgentPodWorld,
   pod: string,
   ip: string,
-  bundleKey: string,
-  labels: Record<string, string> = { app: "agent" },
+  key: BundleKeySource,
 ): Promise<SidecarProcess> {
   const caPath = join(world.dir, `${pod}-ca.pem`);
-  const command = await startAirlock(
+  const keyArgs = "file" in key ? ["--bundle-key", key.file] : ["--bundle-key-env", BUNDLE_KEYS_ENV];
+  // startAirlock spawns (with this process's environment) before it first awaits: the variable is
+  // set for exactly that spawn and restored at once.
+  const previous = process.env[BUNDLE_KEYS_ENV];
+  if ("env" in key) process.env[BUNDLE_KEYS_ENV] = key.env;
+  const starting = startAirlock(
     [
       "sidecar",
       ...["--listen", `${ip}:0`, "--metrics", `${ip}:0`, "--transparent", `${ip}:0`, "--dns", `${ip}:0`],
-      ...["--control", `${ip}:${String(world.controlPort)}`, "--bundle-key", bundleKey],
+      ...["--control", `${ip}:${String(world.controlPort)}`, ...keyArgs],
       ...["--kubeconfig", world.kubeconfig, "--allow-address", "127.0.0.1/32"],
       ...["--trust-bundle", join(world.dir, `${pod}-trust.pem`), "--ca-out", caPath],
       ...["--upstream-ca", world.upstreamCa, ...world.resolve.flatMap((r) => ["--resolve", r])],
@@ -68,32 +95,42 @@ export async function startAgentPod(
     ],
     /listening on http:\/\/\S+\n/,
   );
+  if (previous === undefined) Reflect.deleteProperty(process.env, BUNDLE_KEYS_ENV);
+  else process.env[BUNDLE_KEYS_ENV] = previous;
+  const command = await starting;
   const proxy = /listening on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "";
   if (world.controlPort === 0)
     world.controlPort = Number(/control on https:\/\/\S+:(\d+)/.exec(command.stderr())?.[1]);
-  await kubectl(
-    world.cp,
-    ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: {
-        name: pod,
-        namespace: world.namespace,
-        labels,
-        annotations: { [INJECTED_ANNOTATION]: "{}" },
-      },
-      spec: {
-        serviceAccountName: world.serviceAccount,
-        containers: [{ name: "agent", image: "example.invalid/agent" }],
-      },
-    }),
-  );
+  return { pod, ip, proxy, caPath, controlPort: world.controlPort, command };
+}
+
+/** Patches stored Pod `pod`'s status to Running at `ip` (what a kubelet would report). */
+export async function markPodRunning(world: AgentPodWorld, pod: string, ip: string): Promise<void> {
   await kubectl(world.cp, [
     ...["-n", world.namespace, "patch", "pod", pod, "--subresource=status", "--type=merge", "-p"],
     JSON.stringify({ status: { phase: "Running", podIP: ip, podIPs: [{ ip }] } }),
   ]);
-  return { pod, ip, proxy, caPath, controlPort: world.controlPort, command };
+}
+
+/**
+ * Starts `airlock sidecar` on `ip` trusting `bundleKey` (a PEM file), then creates Pod `pod` with
+ * `labels` (marked injected without the webhook) and patches its status to Running at `ip`. Sets
+ * `world.controlPort` on first use.
+ */
+export async function startAgentPod(
+  world: AgentPodWorld,
+  pod: string,
+  ip: string,
+  bundleKey: string,
+  labels: Record<string, string> = { app: "agent" },
+): Promise<SidecarProcess> {
+  const sidecar = await startSidecarProcess(world, pod, ip, { file: bundleKey });
+  const manifest = agentPodManifest(pod, world.namespace, world.serviceAccount, labels, {
+    [INJECTED_ANNOTATION]: "{}",
+  });
+  await kubectl(world.cp, ["apply", "-f", "-"], JSON.stringify(manifest));
+  await markPodRunning(world, pod, ip);
+  return sidecar;
 }
 
 /** A running `airlock operator` and its metrics URL. */
@@ -102,10 +139,14 @@ export interface OperatorProcess {
   command: RunningCommand;
 }
 
-/** Starts `airlock operator` with `args` (besides --metrics on a free loopback port). */
+/**
+ * Starts `airlock operator` with `args`, besides --metrics on a free loopback port and, unless
+ * `args` names one, --webhook on another (the default 0.0.0.0:9443 would clash between replicas).
+ */
 export async function startOperatorProcess(args: string[]): Promise<OperatorProcess> {
+  const webhook = args.includes("--webhook") ? [] : ["--webhook", "127.0.0.1:0"];
   const command = await startAirlock(
-    ["operator", ...args, "--metrics", "127.0.0.1:0"],
+    ["operator", ...args, ...webhook, "--metrics", "127.0.0.1:0"],
     /metrics on http:\/\/\S+\n/,
   );
   return { metrics: /metrics on (http:\/\/\S+)/.exec(command.stderr())?.[1] ?? "", command };
@@ -128,7 +169,9 @@ export async function stopProcess(
 
 /**
  * Creates `namespace` with ServiceAccounts `agent` and `airlock-operator`, binds the latter to
- * operator/rbac/clusterrole.yaml (applied from `clusterRolePath`), and returns each one's token.
+ * operator/rbac/clusterrole.yaml (applied from `clusterRolePath`): `airlock-operator` cluster-wide,
+ * `airlock-operator-namespace` (its own Secrets) in `namespace` only, where it runs with
+ * --lease-namespace. Returns each one's token.
  */
 export async function createAgentNamespace(
   cp: ControlPlane,
@@ -143,6 +186,10 @@ export async function createAgentNamespace(
     [
       ...["create", "clusterrolebinding", namespace, "--clusterrole=airlock-operator"],
       `--serviceaccount=${namespace}:airlock-operator`,
+    ],
+    [
+      ...["-n", namespace, "create", "rolebinding", "airlock-operator"],
+      ...["--clusterrole=airlock-operator-namespace", `--serviceaccount=${namespace}:airlock-operator`],
     ],
   ])
     await kubectl(cp, args);

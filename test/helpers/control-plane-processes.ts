@@ -2,6 +2,7 @@
 // and kube-apiserver once per version) and stops processes by PID, never by name.
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { canary } from "./canary.ts";
 import { ROOT } from "./cli.ts";
@@ -146,4 +147,22 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, for a server whose address must be known
+ * before it starts (e.g. `--webhook` together with `--webhook-url`).
+ */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address !== null && typeof address === "object") resolve(address.port);
+        else reject(new Error("no port"));
+      });
+    });
+  });
 }
