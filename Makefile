@@ -42,6 +42,10 @@ fuzz: $(STAMP) ## Property tests only (*.property.test.ts) at 1,000,000 cases ea
 	AIRLOCK_PROPERTY_RUNS=1000000 node_modules/.bin/mocha --no-config --extension ts --timeout 0 \
 		'sidecar/**/*.property.test.ts' 'test/**/*.property.test.ts'
 
+.PHONY: image
+image: ## Build the image with podman (localhost/airlock:VERSION), smoke-test it, save it for the e2e (docs/image.md)
+	@image/build.sh
+
 .PHONY: lint
 lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
 	node_modules/.bin/tsc -p tsconfig.json
