@@ -7,8 +7,8 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
 import { PORTS } from "../sidecar/constants.ts";
-import { createAdminServer } from "../sidecar/observe/admin-server.ts";
-import { createAuditLog } from "../sidecar/observe/audit.ts";
+import { createAdminServer } from "../sidecar/process/admin-server.ts";
+import { createLogger } from "../sidecar/process/logger.ts";
 import { OperatorUsageError, parseOperatorFlags, type OperatorFlags } from "./flags.ts";
 import { createOperatorMetrics, type OperatorMetrics } from "./metrics.ts";
 import { webhookNames, WEBHOOK_SERVICE } from "./kube/bootstrap-pki.ts";
@@ -32,6 +32,9 @@ airlock-webhook-tls) in its namespace, creating them when absent.
                          else airlock:VERSION, the package version)
   --image-pull-policy P  Always, IfNotPresent or Never for the injected containers
   --upstream-ca PEM      extra roots injected sidecars trust for upstreams (and give the agent)
+  --webhook-configurations create|patch
+                         create: make airlock-injector/airlock-validator when absent (default);
+                         patch: someone else (a Helm chart) owns them, only keep their caBundle
   --webhook-url URL      how the API server reaches the webhook from outside the cluster
                          (https://HOST:PORT); the certificate covers HOST and the webhook
                          configurations use this URL (in a cluster: Service airlock-webhook)
@@ -61,8 +64,11 @@ function webhookSetup(
   namespace: string,
   url: string | undefined,
   inCluster: boolean,
+  mode: OperatorFlags["webhookConfigurations"],
 ): OperatorOptions["webhook"] {
   const names = webhookNames(namespace, url);
+  // Someone else (a Helm chart) owns the configurations: keep their caBundle, never create them.
+  if (mode === "patch") return { names };
   if (url !== undefined)
     return {
       names,
@@ -136,7 +142,7 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     const upstreamCa =
       flags.upstreamCaPath === undefined ? undefined : readPem("upstream-ca", flags.upstreamCaPath);
     const config = kubeConfig(flags.kubeconfig);
-    const log = createAuditLog({}, {});
+    const log = createLogger({}, {});
     const metrics = createOperatorMetrics({ defaults: true });
     const health = new Health(log);
     const admin = await startAdmin(flags, metrics, health);
@@ -153,7 +159,12 @@ export async function operatorCommand(argv: string[]): Promise<number> {
     const operator = runOperator({
       config,
       ...(privateKey === undefined ? {} : { privateKey }),
-      webhook: webhookSetup(namespace, flags.webhookUrl, flags.kubeconfig === undefined),
+      webhook: webhookSetup(
+        namespace,
+        flags.webhookUrl,
+        flags.kubeconfig === undefined,
+        flags.webhookConfigurations,
+      ),
       leaseNamespace: namespace,
       onBundleKeys: webhook.onBundleKeys.bind(webhook),
       onWebhookTls: webhook.onWebhookTls.bind(webhook),

@@ -17,7 +17,9 @@ describe("operator flags", function () {
       leaseSeconds: 15,
       signingKeyPath: undefined,
       controlPort: undefined,
+      webhookConfigurations: "create",
     });
+    expect(parse(["--webhook-configurations", "patch"]).webhookConfigurations).to.equal("patch");
   });
 
   it("outside a pod: airlock-system and the host name; AIRLOCK_IMAGE and --image", function () {
@@ -39,6 +41,11 @@ describe("operator flags", function () {
       message: /--image-pull-policy/,
     },
     { name: "empty image", argv: ["--image", " "], message: /--image/ },
+    {
+      name: "unknown webhook-configurations mode",
+      argv: ["--webhook-configurations", "adopt"],
+      message: /--webhook-configurations/,
+    },
   ];
   for (const c of refused)
     it(`refuses: ${c.name}`, function () {

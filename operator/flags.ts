@@ -2,12 +2,12 @@
 // cluster: the command (cli.ts) does the wiring. Every problem is an OperatorUsageError naming
 // the flag.
 import { parseArgs } from "node:util";
-import { parseListen } from "../sidecar/cli/flags.ts";
 import { PORTS } from "../sidecar/constants.ts";
-import type { ListenAddress } from "../sidecar/runtime.ts";
+import { parseListen, type ListenAddress } from "../sidecar/process/listen.ts";
+import { UsageError } from "../sidecar/process/usage-error.ts";
 
 /** A flag the operator cannot run with; the message names the flag and what to give instead. */
-export class OperatorUsageError extends Error {}
+export class OperatorUsageError extends UsageError {}
 
 /** The operator's settings, every default applied. */
 export interface OperatorFlags {
@@ -21,6 +21,8 @@ export interface OperatorFlags {
   metrics: ListenAddress;
   webhook: ListenAddress;
   webhookUrl: string | undefined;
+  /** create: the operator makes the webhook configurations when absent; patch: only their caBundle. */
+  webhookConfigurations: "create" | "patch";
   /** The image injected into agent pods, and its pull policy. */
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never" | undefined;
@@ -48,6 +50,7 @@ export function parseOperatorFlags(
         "signing-key": { type: "string" },
         webhook: { type: "string", default: "0.0.0.0:9443" },
         "webhook-url": { type: "string" },
+        "webhook-configurations": { type: "string", default: "create" },
         image: { type: "string", default: env["AIRLOCK_IMAGE"] ?? `airlock:${version}` },
         "image-pull-policy": { type: "string" },
         "upstream-ca": { type: "string" },
@@ -80,6 +83,9 @@ export function parseOperatorFlags(
   if (pull !== undefined && !(PULL_POLICIES as readonly string[]).includes(pull))
     throw new OperatorUsageError(`--image-pull-policy must be one of ${PULL_POLICIES.join(", ")}`);
   if (values.image.trim() === "") throw new OperatorUsageError("--image must name an image");
+  const configurations = values["webhook-configurations"];
+  if (configurations !== "create" && configurations !== "patch")
+    throw new OperatorUsageError("--webhook-configurations must be create or patch");
   return {
     signingKeyPath: values["signing-key"],
     kubeconfig: values.kubeconfig,
@@ -91,6 +97,7 @@ export function parseOperatorFlags(
     metrics: listenFlag("metrics", values.metrics),
     webhook: listenFlag("webhook", values.webhook),
     webhookUrl,
+    webhookConfigurations: configurations,
     image: values.image,
     imagePullPolicy: pull as OperatorFlags["imagePullPolicy"],
     upstreamCaPath: values["upstream-ca"],

@@ -1,19 +1,25 @@
 // The Helm chart charts/airlock with the real helm binary (test/k8s/build.sh): lint, pinned
 // renders, no drift from crds/ and operator/rbac/, a schema that refuses unknown keys, arguments
-// the operator accepts, metric names that exist, and a server-side dry run of the render against
-// the real kube-apiserver (the shared control plane) with Pod Security "restricted" enforced.
+// the operator accepts, metric names that exist, webhook configurations equal to the operator's
+// builder (caBundle aside), a server-side dry run of the render against the real kube-apiserver (the
+// shared control plane) with Pod Security "restricted" enforced, and a real install, upgrade and
+// uninstall there: the operator's caBundle survives the upgrade, nothing of the release survives
+// the uninstall.
 import { expect } from "chai";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
 import { Histogram } from "prom-client";
 import { parseOperatorFlags } from "../operator/flags.ts";
 import { sidecarContainer } from "../operator/inject/injected.ts";
-import { WEBHOOK_SERVICE } from "../operator/kube/bootstrap-pki.ts";
+import { WEBHOOK_SERVICE, webhookNames } from "../operator/kube/bootstrap-pki.ts";
+import { syncWebhookConfigurations } from "../operator/kube/bootstrap-webhooks.ts";
 import { createOperatorMetrics } from "../operator/metrics.ts";
+import { webhookConfigurations } from "../operator/webhook/configurations.ts";
 import { createSidecarMetrics } from "../sidecar/observe/metrics.ts";
 import { ROOT, type CommandResult } from "./helpers/cli.ts";
 import {
@@ -67,6 +73,37 @@ function operatorContainer(docs: Doc[]): Json & { args: string[] } {
 /** Every `airlock_*` series name in a PromQL expression. */
 function metricNames(expr: string): string[] {
   return [...expr.matchAll(/\bairlock_[a-z_]+/g)].map((m) => m[0]);
+}
+
+const WEBHOOK_KINDS = {
+  mutating: ["MutatingWebhookConfiguration", "airlock-injector"],
+  validating: ["ValidatingWebhookConfiguration", "airlock-validator"],
+} as const;
+
+type Webhook = Json & { name: string; clientConfig: Json & { caBundle?: string } };
+
+/**
+ * What the operator's builder makes for Service airlock-webhook:443 in `namespace`, as the chart
+ * must render it: no caBundle (the operator patches it in), every failurePolicy `failurePolicy`.
+ */
+function builderConfigurations(
+  namespace: string,
+  failurePolicy = "Fail",
+): Record<"mutating" | "validating", Json> {
+  const built = webhookConfigurations({
+    caBundle: "unused",
+    service: { namespace, name: WEBHOOK_SERVICE, port: 443 },
+    operatorNamespace: namespace,
+  });
+  const strip = (config: Json): Json => {
+    const copy = structuredClone(config) as Json & { webhooks: Webhook[] };
+    for (const hook of copy.webhooks) {
+      delete hook.clientConfig.caBundle;
+      hook["failurePolicy"] = failurePolicy;
+    }
+    return copy;
+  };
+  return { mutating: strip(built.mutating), validating: strip(built.validating) };
 }
 
 /** Object nodes of a JSON schema that accept unknown keys (no `additionalProperties` at all). */
@@ -230,17 +267,47 @@ describe("Helm chart charts/airlock: lint, goldens, drift, schema (helm from tes
     expect(operatorPodSpec(docs)["serviceAccountName"]).to.equal("airlock-operator");
   });
 
-  it("ships no webhook configuration: the operator owns them and their caBundle", async () => {
-    for (const docs of [await rendered("default"), await rendered("monitoring")])
-      expect(docs.map((d) => d.kind)).not.to.include.members([
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-      ]);
+  it("renders airlock-injector and airlock-validator exactly as the operator's builder does, less caBundle", async () => {
+    for (const [namespace, args] of [
+      ["airlock-system", []],
+      ["airlock-system", MONITORING],
+      ["other-ns", []],
+    ] as const) {
+      const result = await helm(["template", "airlock", CHART, "-n", namespace, ...args]);
+      expect(result.code, result.stderr).to.equal(0);
+      const docs = parseDocs(result.stdout);
+      const want = builderConfigurations(namespace);
+      for (const kind of ["mutating", "validating"] as const) {
+        const [k, name] = WEBHOOK_KINDS[kind];
+        const got = find(docs, k, name);
+        const expected = want[kind] as Doc;
+        // The chart adds its own labels (managed-by Helm, instance, …) to the builder's.
+        expect(got.metadata.labels).to.include(expected.metadata.labels);
+        expect(
+          { ...got, metadata: { name: got.metadata.name } },
+          `charts/airlock/templates/webhooks.yaml vs operator/webhook/configurations.ts (${k}, -n ${namespace})`,
+        ).to.deep.equal({ ...expected, metadata: { name: expected.metadata.name } });
+        expect(got.metadata.namespace).to.equal(undefined);
+      }
+    }
     const service = find(await rendered("default"), "Service", WEBHOOK_SERVICE) as Doc & { spec: Json };
-    // The operator's configurations name Service airlock-webhook, port 443 (operator/cli.ts).
+    // The configurations name Service airlock-webhook, port 443 (as operator/cli.ts does).
     expect(service.spec["ports"]).to.deep.equal([
       { name: "https", port: 443, targetPort: "webhook", protocol: "TCP" },
     ]);
+  });
+
+  it("webhook.failurePolicy=Ignore changes every webhook's failurePolicy and nothing else", async () => {
+    const docs = parseDocs(await template(["--set", "webhook.failurePolicy=Ignore"]));
+    const want = builderConfigurations("airlock-system", "Ignore");
+    for (const kind of ["mutating", "validating"] as const) {
+      const [k, name] = WEBHOOK_KINDS[kind];
+      const got = find(docs, k, name);
+      expect(got["webhooks"]).to.deep.equal(want[kind]["webhooks"]);
+    }
+    const result = await helm(["template", "airlock", CHART, "--set", "webhook.failurePolicy=Never"]);
+    expect(result.code).not.to.equal(0);
+    expect(result.stderr).to.match(/at '\/webhook\/failurePolicy': value must be one of 'Fail', 'Ignore'/);
   });
 
   it("the operator's arguments are accepted by airlock operator's own flag parser", async () => {
@@ -437,4 +504,180 @@ describe("Helm chart charts/airlock: lint, goldens, drift, schema (helm from tes
       expect(result.stdout).to.match(/^configmap\/airlock-dashboard created \(server dry run\)$/m);
     });
   });
+
+  // Helm 4 (the bundled helm) installs with server-side apply, and `helm upgrade` follows the
+  // release's method; --server-side=false is the client-side three-way merge that Helm 3 uses.
+  for (const serverSide of [true, false] as const)
+    describe(`helm install --server-side=${String(serverSide)}, upgrade, uninstall on the control plane: caBundle kept, nothing left`, function () {
+      let cp: ControlPlane | undefined;
+      const namespace = `chart-life-${randomBytes(4).toString("hex")}`;
+      const release = "airlock";
+      // The configurations route to a Service with no endpoints (no kubelet here): failing closed,
+      // they would refuse pods in enabled namespaces and EgressPolicy writes in every other test file
+      // while installed. No image is ever pulled: no controller-manager makes the Deployment's pods.
+      const values = [
+        ...["--set", "webhook.failurePolicy=Ignore"],
+        ...["--set", "image.pullPolicy=Never", "--set", "operator.replicas=1"],
+      ];
+      const who = { namespace, names: webhookNames(namespace) };
+      let objects: Doc[] = [];
+
+      /** `kubectl get` reference of a rendered object: `kind.group/name`. */
+      const ref = (d: Doc): string => {
+        const group = d.apiVersion.includes("/") ? `.${d.apiVersion.split("/")[0] ?? ""}` : "";
+        return `${d.kind.toLowerCase()}${group}/${d.metadata.name}`;
+      };
+
+      /** Which of `docs` exist in the cluster (namespaced ones in `namespace`), as `kind/name`. */
+      async function existing(docs: Doc[]): Promise<string[]> {
+        const res = await cp?.kubectl([
+          "get",
+          "-n",
+          namespace,
+          "--ignore-not-found",
+          "-o",
+          "name",
+          ...docs.map(ref),
+        ]);
+        expect(res?.code, res?.stderr).to.equal(0);
+        return (res?.stdout ?? "").split("\n").filter((l) => l !== "");
+      }
+
+      async function webhooks(kind: "mutating" | "validating"): Promise<Webhook[]> {
+        const res = await cp?.kubectl(["get", WEBHOOK_KINDS[kind][0], WEBHOOK_KINDS[kind][1], "-o", "json"]);
+        expect(res?.code, res?.stderr).to.equal(0);
+        return (JSON.parse(res?.stdout ?? "{}") as { webhooks: Webhook[] }).webhooks;
+      }
+
+      /** The operator's own caBundle sync (bootstrap-webhooks.ts), as its leader runs it, with no builder. */
+      async function operatorSync(): Promise<Record<string, string>> {
+        const config = new KubeConfig();
+        config.loadFromFile(cp?.kubeconfig ?? "");
+        return syncWebhookConfigurations(config, cp?.caPem ?? "", undefined, who);
+      }
+
+      async function expectCaBundles(expected: string | undefined): Promise<void> {
+        for (const kind of ["mutating", "validating"] as const)
+          for (const hook of await webhooks(kind))
+            expect(hook.clientConfig.caBundle, `${WEBHOOK_KINDS[kind][1]} ${hook.name}`).to.equal(expected);
+      }
+
+      before(async function () {
+        this.timeout(CONTROL_PLANE_TIMEOUT_MS);
+        cp = await sharedControlPlane();
+        const render = await helm(["template", release, CHART, "-n", namespace, ...values]);
+        expect(render.code, render.stderr).to.equal(0);
+        objects = parseDocs(render.stdout);
+      });
+
+      after(async function () {
+        // Runs whatever the tests did: a configuration left behind would reach every later test file.
+        this.timeout(120_000);
+        if (cp === undefined) return;
+        const uninstall = await cp.helm(["uninstall", release, "-n", namespace, "--ignore-not-found"]);
+        const names = Object.values(WEBHOOK_KINDS).map(([kind, name]) => `${kind.toLowerCase()}/${name}`);
+        const deadline = Date.now() + 60_000;
+        let left = names;
+        while (left.length > 0 && Date.now() < deadline) {
+          const res = await cp.kubectl(["get", "--ignore-not-found", "-o", "name", ...names]);
+          left = res.code === 0 ? res.stdout.split("\n").filter((l) => l !== "") : names;
+          if (left.length > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        await cp.kubectl(["delete", "namespace", namespace, "--wait=false"]);
+        if (left.length > 0) {
+          await cp.kubectl(["delete", "--ignore-not-found", ...names]);
+          throw new Error(
+            `after helm uninstall (${uninstall.stderr}) still present, deleted by hand: ${left.join(", ")}`,
+          );
+        }
+      });
+
+      it("renders five cluster-scoped objects and the rest in the release namespace", () => {
+        const cluster = objects.filter((d) => d.metadata.namespace === undefined);
+        expect(cluster.map((d) => `${d.kind}/${d.metadata.name}`)).to.have.members([
+          "ClusterRole/airlock-operator",
+          "ClusterRole/airlock-operator-namespace",
+          "ClusterRoleBinding/airlock-operator",
+          "MutatingWebhookConfiguration/airlock-injector",
+          "ValidatingWebhookConfiguration/airlock-validator",
+        ]);
+        for (const d of objects.filter((o) => o.metadata.namespace !== undefined))
+          expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).to.equal(namespace);
+        expect(new Set(objects.map((d) => d.kind))).to.include.keys(
+          "Deployment",
+          "Service",
+          "ServiceAccount",
+          "RoleBinding",
+          "NetworkPolicy",
+          "PodDisruptionBudget",
+        );
+      });
+
+      it("helm install creates every object, the configurations without caBundle; the operator patches it in", async function () {
+        this.timeout(120_000);
+        // --take-ownership: other test files on the shared control plane apply operator/rbac/clusterrole.yaml
+        // (the same ClusterRoles) with kubectl; without a leftover it changes nothing.
+        const install = await cp?.helm([
+          ...["install", release, CHART, "-n", namespace, "--create-namespace", "--take-ownership"],
+          `--server-side=${String(serverSide)}`,
+          ...values,
+        ]);
+        expect(install?.code, install?.stderr).to.equal(0);
+        expect(await existing(objects)).to.have.length(objects.length);
+        await expectCaBundles(undefined);
+        for (const kind of ["mutating", "validating"] as const)
+          expect((await webhooks(kind)).map((h) => h["failurePolicy"])).to.satisfy((p: string[]) =>
+            p.every((x) => x === "Ignore"),
+          );
+        // Helm's configurations are not the operator's (no managed-by airlock-operator) and route to
+        // its Service: it patches their caBundle, and only that.
+        expect(await operatorSync()).to.deep.equal({
+          "airlock-injector": "caBundle patched",
+          "airlock-validator": "caBundle patched",
+        });
+        await expectCaBundles(Buffer.from(cp?.caPem ?? "").toString("base64"));
+      });
+
+      it("helm upgrade with a changed value keeps the caBundle the operator set", async function () {
+        this.timeout(120_000);
+        const upgrade = await cp?.helm([
+          ...["upgrade", release, CHART, "-n", namespace, ...values],
+          ...["--set", "operator.resyncSeconds=45"],
+        ]);
+        expect(upgrade?.code, upgrade?.stderr).to.equal(0);
+        const deployment = await cp?.kubectl([
+          ...["get", "-n", namespace, "deployment", "airlock-operator"],
+          ...["-o", "jsonpath={.spec.template.spec.containers[0].args}"],
+        ]);
+        expect(deployment?.stdout, "the upgrade was applied").to.include("--resync=45");
+        await expectCaBundles(Buffer.from(cp?.caPem ?? "").toString("base64"));
+        expect(await operatorSync()).to.deep.equal({
+          "airlock-injector": "unchanged",
+          "airlock-validator": "unchanged",
+        });
+        // Which path the upgrade took: helm's field manager applies (server-side) or updates.
+        const managers = await cp?.kubectl([
+          ...["get", "mutatingwebhookconfiguration", "airlock-injector", "--show-managed-fields"],
+          ...["-o", "jsonpath={range .metadata.managedFields[*]}{.manager}:{.operation}{'\\n'}{end}"],
+        ]);
+        expect(managers?.stdout.split("\n")).to.include(serverSide ? "helm:Apply" : "helm:Update");
+      });
+
+      it("helm uninstall leaves no object of the release, cluster-scoped or namespaced", async function () {
+        this.timeout(120_000);
+        const uninstall = await cp?.helm(["uninstall", release, "-n", namespace]);
+        expect(uninstall?.code, uninstall?.stderr).to.equal(0);
+        expect(await existing(objects)).to.deep.equal([]);
+        // Nor anything else labelled with the release, nor Helm's release records.
+        const kinds = [...new Set(objects.map((d) => ref(d).split("/")[0] ?? ""))].join(",");
+        for (const selector of [`app.kubernetes.io/instance=${release}`, `owner=helm,name=${release}`]) {
+          const left = await cp?.kubectl([
+            ...["get", `${kinds},secrets,configmaps`, "-n", namespace],
+            ...["-l", selector, "-o", "name"],
+          ]);
+          expect(left?.code, left?.stderr).to.equal(0);
+          expect(left?.stdout.trim(), selector).to.equal("");
+        }
+      });
+    });
 });

@@ -25,6 +25,37 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* Labels on the webhook configurations: the builder's (operator/webhook/configurations.ts) and ours. */}}
+{{- define "airlock.webhookLabels" -}}
+{{ include "airlock.labels" . }}
+app.kubernetes.io/component: webhook
+{{- end }}
+
+{{/*
+A webhook's namespaceSelector: never the release namespace; with enabledOnly, only namespaces
+labelled airlock.dev/inject=enabled. Argument: dict "namespace" NS "enabledOnly" BOOL.
+*/}}
+{{- define "airlock.webhookNamespaceSelector" -}}
+matchExpressions:
+  {{- if .enabledOnly }}
+  - key: airlock.dev/inject
+    operator: In
+    values: [enabled]
+  {{- end }}
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: [{{ .namespace | quote }}]
+{{- end }}
+
+{{/* What every webhook shares. Argument: the failurePolicy (webhook.failurePolicy). */}}
+{{- define "airlock.webhookCommon" -}}
+admissionReviewVersions: [v1]
+sideEffects: None
+failurePolicy: {{ . }}
+matchPolicy: Equivalent
+timeoutSeconds: 10
+{{- end }}
+
 {{/* Labels on the monitoring objects. */}}
 {{- define "airlock.monitoringLabels" -}}
 {{ include "airlock.labels" . }}
