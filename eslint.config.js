@@ -2,6 +2,28 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// Test code: suites, their fixtures and harnesses.
+const TESTS = ["**/*.test.ts", "test/**", "**/test-*.ts"];
+
+const SIDECAR_NOT_OPERATOR = {
+  group: ["**/operator/**"],
+  message: "architecture: the sidecar never imports the operator",
+};
+
+const POLICY_THROUGH_INDEX = {
+  regex: "(^|/)policy/(?!index\\.ts$)",
+  message:
+    "architecture: outside sidecar/policy, the policy core is imported through sidecar/policy/index.ts",
+};
+
+// What the operator may import from the sidecar: the policy core's index, the bundle format, the
+// shared constants, the process plumbing, and the DER encoder (operator/kube/bootstrap-pki.ts).
+const OPERATOR_SIDECAR_SURFACE = {
+  regex: "(^|/)sidecar/(?!(policy/index|control/bundle|constants|tls/der)\\.ts$|process/[a-z-]+\\.ts$)",
+  message:
+    "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/ and tls/der.ts",
+};
+
 export default tseslint.config(
   { ignores: ["node_modules/", ".cluster/", "coverage/", "eslint.config.js"] },
   js.configs.recommended,
@@ -16,20 +38,29 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
     },
   },
+  // Architecture (docs/architecture.md, "Import rules"). ESLint keeps one configuration of a rule
+  // per file (the last matching block wins), so each block below lists every restriction of its
+  // file group. Tests (and their fixtures and harnesses) may reach inside any module: they start
+  // real sidecars and build real bundles; only "the sidecar never imports the operator" binds them.
   {
-    // The sidecar never imports the operator.
     files: ["sidecar/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        { patterns: [{ group: ["**/operator/**"], message: "the sidecar never imports the operator" }] },
-      ],
-    },
+    rules: { "no-restricted-imports": ["error", { patterns: [SIDECAR_NOT_OPERATOR] }] },
+  },
+  {
+    files: ["sidecar/**/*.ts"],
+    ignores: TESTS,
+    rules: { "no-restricted-imports": ["error", { patterns: [SIDECAR_NOT_OPERATOR, POLICY_THROUGH_INDEX] }] },
+  },
+  {
+    // Pending a one-line import change in each (policy/types.ts → policy/index.ts), made by whoever
+    // holds these files; then delete this block.
+    files: ["sidecar/proxy/forward.ts", "sidecar/proxy/gate.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: [SIDECAR_NOT_OPERATOR] }] },
   },
   {
     // The pure policy core must not touch I/O: keep sockets, files and clients out of it.
     files: ["sidecar/policy/**/*.ts"],
-    ignores: ["sidecar/policy/**/*.test.ts"],
+    ignores: TESTS,
     rules: {
       "no-restricted-imports": [
         "error",
@@ -37,9 +68,60 @@ export default tseslint.config(
           patterns: [
             {
               group: ["node:*", "@kubernetes/*", "../*", "!../constants.ts"],
-              message: "sidecar/policy is pure: no I/O, no imports from outside it.",
+              message: "architecture: sidecar/policy is pure: no I/O, no imports from outside it.",
             },
-            { group: ["**/operator/**"], message: "the sidecar never imports the operator" },
+            SIDECAR_NOT_OPERATOR,
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Process plumbing both sides use; and the DER encoder the operator's PKI shares with the CA.
+    files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts"],
+    ignores: TESTS,
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["../*", "**/sidecar/**", "**/operator/**"],
+              message:
+                "architecture: sidecar/process (and sidecar/tls/der.ts) is neutral, imported by both sides: it imports nothing from the rest of sidecar/ or from operator/",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["operator/**/*.ts"],
+    ignores: TESTS,
+    rules: { "no-restricted-imports": ["error", { patterns: [OPERATOR_SIDECAR_SURFACE] }] },
+  },
+  {
+    files: ["operator/core/**/*.ts"],
+    ignores: TESTS,
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["node:*", "@kubernetes/*"],
+              message: "architecture: operator/core is pure (no node:*, no @kubernetes/*)",
+            },
+            {
+              regex: "(^|/)kube/",
+              message:
+                "architecture: operator/core never imports operator/kube (the Cluster seam calls the core, not the reverse)",
+            },
+            {
+              regex: "^\\.\\./(?!kube/|\\.\\./sidecar/(policy/index|constants)\\.ts$)",
+              message:
+                "architecture: operator/core imports only operator/core, sidecar/policy/index.ts and sidecar/constants.ts",
+            },
           ],
         },
       ],

@@ -5,19 +5,16 @@
 
 import type { KeyObject } from "node:crypto";
 import https from "node:https";
-import { signBundle } from "../sidecar/control/bundle.ts";
-import type { PushAnswer } from "../sidecar/control/server.ts";
+import { signBundle, type PushAnswer } from "../sidecar/control/bundle.ts";
+import { PORTS } from "../sidecar/constants.ts";
 import type { PushTarget } from "./core/pods.ts";
 import type { PushResult } from "./metrics.ts";
 import type { SidecarReport } from "./core/snapshot.ts";
 
-/** The sidecar's control port (the webhook configures the sidecar to listen here). */
-export const CONTROL_PORT = 15443;
-
 /** How to push: the operator's Ed25519 private key, the port, and limits. */
 export interface PushOptions {
   privateKey: KeyObject;
-  /** Default CONTROL_PORT. */
+  /** Default PORTS.control (where the webhook configures the sidecar to listen). */
   port?: number;
   /** Per-request timeout in ms (default 5000); a push is two requests. */
   timeoutMs?: number;
@@ -112,7 +109,7 @@ async function pushOnce(
   options: PushOptions,
   previous?: SidecarReport,
 ): Promise<{ report: SidecarReport; result: PushResult }> {
-  const port = options.port ?? CONTROL_PORT;
+  const port = options.port ?? PORTS.control;
   const timeoutMs = options.timeoutMs ?? 5000;
   const unreachable = (message: string) => ({
     result: "unreachable" as const,

@@ -30,7 +30,7 @@ export interface OperatorOptions {
   leaseNamespace: string;
   /** Unique per replica, e.g. the pod name. */
   identity: string;
-  /** The sidecars' control port (default CONTROL_PORT). */
+  /** The sidecars' control port (default PORTS.control). */
   controlPort?: number;
   resyncMs?: number;
   leaseSeconds?: number;

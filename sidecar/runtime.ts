@@ -7,7 +7,8 @@ import type net from "node:net";
 import { isIP, type AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { createAddressPolicy, type Cidr } from "./net/address.ts";
-import { createAdminServer } from "./observe/admin-server.ts";
+import { createAdminServer } from "./process/admin-server.ts";
+import type { ListenAddress } from "./process/listen.ts";
 import { createSidecarMetrics, type SidecarMetrics } from "./observe/metrics.ts";
 import { Boundary } from "./proxy/boundary.ts";
 import { Gate } from "./proxy/gate.ts";
@@ -18,12 +19,6 @@ import { createUpstreamResolve } from "./dns/upstream.ts";
 import type { ResolveFn } from "./dns/answer.ts";
 import type { SecretSource } from "./proxy/secrets.ts";
 import { CertificateAuthority } from "./tls/ca.ts";
-
-/** A host:port to listen on. */
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
 
 /** Everything a sidecar needs to start. */
 export interface SidecarOptions {

@@ -5,6 +5,7 @@
 import {
   compile,
   validateCredential,
+  validateLabelSelector,
   validatePolicy,
   type Conflict,
   type Credential,
@@ -12,7 +13,6 @@ import {
   type FieldError,
   type LabelSelector,
 } from "../../sidecar/policy/index.ts";
-import { validateLabelSelector } from "../../sidecar/policy/label-selector.ts";
 import { byString, rawMeta, type RawMeta, type SecretInfo } from "./snapshot.ts";
 
 /** Whether a valid Credential's Secret and key exist (the names only; values are never read). */

@@ -3,8 +3,7 @@
 // the Secrets its pods' bundles name. Never `list` (it returns values), and never a Role with empty
 // resourceNames (that would grant every Secret): the type below cannot even hold one.
 
-import type { CompiledPolicy } from "../../sidecar/policy/index.ts";
-import { sha256Hex } from "../../sidecar/policy/sha256.ts";
+import { sha256Hex, type CompiledPolicy } from "../../sidecar/policy/index.ts";
 import type { PodPlan } from "./pods.ts";
 import { byString, type Grant, type PodInfo } from "./snapshot.ts";
 

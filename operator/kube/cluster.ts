@@ -15,15 +15,14 @@ import {
   type KubeConfig,
   type V1Pod,
 } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION, STATUS_ANNOTATION } from "../../sidecar/constants.ts";
 import { RBAC_LABEL, RBAC_SIDECAR_SECRETS, type SecretsRole, type SecretsRoleBinding } from "../core/rbac.ts";
 import type { PodInfo, PodPhase, SecretInfo } from "../core/snapshot.ts";
 import { watchMetadata } from "./metadata-watch.ts";
 
 /** The annotation the injection webhook sets on a pod it gave the sidecar: present means injected. */
-export const INJECTED_ANNOTATION = "airlock.dev/status";
+export const INJECTED_ANNOTATION = STATUS_ANNOTATION;
 
-const GROUP = "airlock.dev";
-const VERSION = "v1alpha1";
 /** The custom resources the operator writes status to, by kind. */
 export const PLURALS = { EgressPolicy: "egresspolicies", Credential: "credentials" } as const;
 /** A kind the operator writes `.status` on. */
@@ -67,8 +66,8 @@ export interface Cluster {
 
 // What the operator watches (metadata only), cluster-wide: everything `read` reads.
 const WATCHED = [
-  `/apis/${GROUP}/${VERSION}/${PLURALS.EgressPolicy}`,
-  `/apis/${GROUP}/${VERSION}/${PLURALS.Credential}`,
+  `/apis/${API_GROUP}/${API_VERSION}/${PLURALS.EgressPolicy}`,
+  `/apis/${API_GROUP}/${API_VERSION}/${PLURALS.Credential}`,
   "/api/v1/pods",
   "/api/v1/secrets",
   "/apis/rbac.authorization.k8s.io/v1/roles",
@@ -187,10 +186,10 @@ export class KubeCluster implements Cluster {
   async #listCustom(plural: string, namespace?: string): Promise<unknown[]> {
     const list: unknown =
       namespace === undefined
-        ? await this.#custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })
+        ? await this.#custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural })
         : await this.#custom.listNamespacedCustomObject({
-            group: GROUP,
-            version: VERSION,
+            group: API_GROUP,
+            version: API_VERSION,
             namespace,
             plural,
           });
@@ -200,7 +199,7 @@ export class KubeCluster implements Cluster {
   async patchStatus(kind: StatusKind, namespace: string, name: string, status: unknown): Promise<void> {
     try {
       await this.#custom.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace, plural: PLURALS[kind], name, body: { status } },
+        { group: API_GROUP, version: API_VERSION, namespace, plural: PLURALS[kind], name, body: { status } },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
     } catch (err) {

@@ -3,9 +3,9 @@ import { parseArgs } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { classifyAddress } from "../net/address.ts";
 import { canonicalHost, decide, load, normalizePath } from "../policy/index.ts";
-import type { Decision } from "../policy/types.ts";
+import type { Decision } from "../policy/index.ts";
 import { parseAbsoluteTarget } from "../proxy/target.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "../process/usage-error.ts";
 
 export const EXPLAIN_USAGE = `usage: airlock explain --policy PATH... METHOD URL
 

@@ -2,19 +2,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { parseCidr, type Cidr } from "../net/address.ts";
-import type { ListenAddress } from "../runtime.ts";
-
-/** A command-line mistake: printed with the command's usage, exit 2. */
-export class UsageError extends Error {}
-
-/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6). */
-export function parseListen(flag: string, value: string): ListenAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535)
-    throw new UsageError(`--${flag} ${value}: expected HOST:PORT, e.g. 127.0.0.1:15080`);
-  return { host: match[1] ?? match[2] ?? "", port };
-}
+import { UsageError } from "../process/usage-error.ts";
 
 /** Parses repeated `--resolve HOST:IP` into pins (several for one host add up, like curl's). */
 export function parseResolve(values: string[]): Map<string, string[]> {

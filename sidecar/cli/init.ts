@@ -9,7 +9,7 @@ import {
   type CaptureOptions,
   type CaptureSettings,
 } from "../capture/rules.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "../process/usage-error.ts";
 
 export const INIT_USAGE = `usage: airlock init [--dry-run] [--sidecar-uid N] [--transparent-port N] [--dns-port N]
                    [--explicit-port N] [--metrics-port N] [--control-port N]

@@ -2,7 +2,7 @@
 import { argv, exit, stderr, stdout } from "node:process";
 import { DEMO_USAGE, demoCommand } from "./demo.ts";
 import { EXPLAIN_USAGE, explainCommand } from "./explain.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "../process/usage-error.ts";
 import { INIT_USAGE, initCommand } from "./init.ts";
 import { RUN_USAGE, runCommand } from "./run.ts";
 import { SIDECAR_USAGE, sidecarCommand } from "./sidecar.ts";

@@ -1,7 +1,7 @@
 // `airlock run`: the sidecar with no cluster — policies, credentials and secrets from files,
 // the explicit proxy on --listen, metrics on --metrics.
 import { parseArgs } from "node:util";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "../process/usage-error.ts";
 import { FILE_SIDECAR_OPTIONS, serveFromFiles } from "./serve.ts";
 
 export const RUN_USAGE = `usage: airlock run --policy PATH... [--listen HOST:PORT] [--metrics HOST:PORT]

@@ -9,9 +9,11 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { KubeSecrets } from "../proxy/kube-secrets.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
-import { startSidecar, type ListenAddress, type RunningSidecar } from "../runtime.ts";
+import { parseListen, type ListenAddress } from "../process/listen.ts";
+import { UsageError } from "../process/usage-error.ts";
+import { startSidecar, type RunningSidecar } from "../runtime.ts";
 import { readPublicKeys } from "../control/bundle.ts";
-import { parseAllowAddresses, parseListen, parseResolve, readPemFiles, UsageError } from "./flags.ts";
+import { parseAllowAddresses, parseResolve, readPemFiles } from "./flags.ts";
 import { trustBundlePem, writeTrustBundle } from "./trust-bundle.ts";
 
 /** parseArgs options common to run and sidecar. */

@@ -1,7 +1,7 @@
 // `airlock validate`: schema and compile errors for a set of manifest files, exit 0 or 2.
 import { parseArgs } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "../process/usage-error.ts";
 
 export const VALIDATE_USAGE = `usage: airlock validate --policy PATH...
 

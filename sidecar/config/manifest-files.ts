@@ -3,8 +3,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadAll } from "js-yaml";
-import { compile } from "../policy/compile.ts";
-import type { CompiledPolicy, FieldError } from "../policy/types.ts";
+import { compile, type CompiledPolicy, type FieldError } from "../policy/index.ts";
 import type { SecretData } from "../proxy/secrets.ts";
 
 /** One problem in one file, printed as `file: path: message`. */

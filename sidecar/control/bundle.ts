@@ -2,8 +2,7 @@
 // serialised canonically and signed with Ed25519. The agent shares the pod's network and can reach
 // the control port, but cannot forge a signature: only the operator holds the private key.
 import { createPublicKey, KeyObject, sign, verify } from "node:crypto";
-import { canonicalJson } from "../policy/canonical-json.ts";
-import type { CompiledPolicy } from "../policy/types.ts";
+import { canonicalJson, type CompiledPolicy } from "../policy/index.ts";
 
 /** What is signed. */
 export interface BundlePayload {
@@ -32,6 +31,19 @@ export function signBundle(payload: BundlePayload, privateKey: KeyObject): Signe
 
 /** Why a bundle was refused before it was even loaded (stable; reported back to the operator). */
 export type BundleRejection = "Malformed" | "Unsigned" | "BadSignature" | "WrongBoot" | "StaleGeneration";
+
+/** The sidecar's answer to a push (the body of POST /v1/bundle): applied, or refused with why. */
+export type PushAnswer =
+  | { result: "ACK"; generation: number; hash: string }
+  | {
+      result: "NACK";
+      reason: BundleRejection | "LoadFailed";
+      message: string;
+      errors?: { path: string; message: string }[];
+      /** What stays applied. */
+      generation: number;
+      hash: string | null;
+    };
 
 /**
  * Checks shape and signature, then returns the payload. `publicKey` is the operator's key, or

@@ -5,22 +5,10 @@ import { randomBytes, type KeyObject } from "node:crypto";
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { controlAnswer, sendAnswer } from "../proxy/answers.ts";
 import type { Gate } from "../proxy/gate.ts";
 import type { CertificateAuthority } from "../tls/ca.ts";
-import { openBundle, type BundleRejection } from "./bundle.ts";
-
-/** The answer to a push. */
-export type PushAnswer =
-  | { result: "ACK"; generation: number; hash: string }
-  | {
-      result: "NACK";
-      reason: BundleRejection | "LoadFailed";
-      message: string;
-      errors?: { path: string; message: string }[];
-      /** What stays applied. */
-      generation: number;
-      hash: string | null;
-    };
+import { openBundle, type BundleRejection, type PushAnswer } from "./bundle.ts";
 
 const MAX_BODY = 4 * 1024 * 1024;
 /** The name on the control port's certificate (the operator dials the pod IP and checks the signature, not this). */
@@ -44,10 +32,7 @@ export function createControlServer(options: {
     minVersion: "TLSv1.2",
   });
   const send = (res: ServerResponse, status: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res
-      .writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
-      .end(text);
+    sendAnswer(res, controlAnswer(status, body));
   };
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "").split("?")[0];

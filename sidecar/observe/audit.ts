@@ -1,7 +1,8 @@
 // The audit log: one JSON line per decision on stdout (pino). Credential *names* only, never
 // values; paths without their query string (a query may carry a key).
-import { pino, type Logger } from "pino";
-import type { Entry, Outcome } from "../policy/types.ts";
+import type { Logger } from "pino";
+import type { Entry, Outcome } from "../policy/index.ts";
+import { createLogger, type LoggerOptions } from "../process/logger.ts";
 
 /** One decision as the audit log records it. */
 export interface AuditRecord {
@@ -33,18 +34,6 @@ export interface Identity {
 }
 
 /** A logger writing audit lines to `destination` (default stdout); level "silent" turns it off. */
-export function createAuditLog(
-  identity: Identity,
-  options: { level?: string; destination?: NodeJS.WritableStream } = {},
-): Logger {
-  return pino(
-    {
-      level: options.level ?? "info",
-      base: { ...identity },
-      messageKey: "msg",
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    options.destination ?? pino.destination({ fd: 1, sync: false }),
-  );
+export function createAuditLog(identity: Identity, options: LoggerOptions = {}): Logger {
+  return createLogger({ ...identity }, options);
 }

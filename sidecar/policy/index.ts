@@ -11,7 +11,7 @@ export {
   type CanonicalHost,
   type HostPatternResult,
 } from "./host.ts";
-export { labelSelectorMatches } from "./label-selector.ts";
+export { labelSelectorMatches, validateLabelSelector } from "./label-selector.ts";
 export { load, type PolicyIndex } from "./load.ts";
 export type {
   Credential,
@@ -34,3 +34,4 @@ export { validateCredential } from "./validate-credential.ts";
 export { validatePolicy } from "./validate-policy.ts";
 export type * from "./types.ts";
 export { nameReachable } from "./reachable.ts";
+export { sha256Hex } from "./sha256.ts";

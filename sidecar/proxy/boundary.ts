@@ -6,8 +6,9 @@ import net, { type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { canonicalHost } from "../policy/index.ts";
-import type { Entry } from "../policy/types.ts";
-import { parseClientHello, sniffHttp, tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
+import type { Entry } from "../policy/index.ts";
+import { parseClientHello, sniffHttp } from "../tls/client-hello.ts";
+import { blockAnswer, clientErrorAnswer, rawAnswer, sendRawAnswer, tlsRefusal } from "./answers.ts";
 import type { Gate } from "./gate.ts";
 import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
 import { capturedPort, isLocalAddress } from "./local-address.ts";
@@ -15,8 +16,7 @@ import { PipelineGate } from "./pipeline.ts";
 import { passthrough } from "./passthrough.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
 import { parseAuthority } from "./target.ts";
-import { blockBody, blockStatus, blockVerdict, type Verdict } from "./verdict.ts";
-import { DECISION_HEADER } from "../constants.ts";
+import { blockVerdict, type Verdict } from "./verdict.ts";
 
 // Importers of the boundary have always found these here.
 export { capturedPort, isLocalAddress } from "./local-address.ts";
@@ -144,9 +144,7 @@ export class Boundary {
     });
     server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
       // Malformed requests get a plain 4xx and the connection closes; nothing is forwarded.
-      const status =
-        err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      if (socket.writable) socket.end(rawAnswer(clientErrorAnswer(err.code)));
       socket.destroy();
     });
     server.setTimeout(this.#limits.idleTimeoutMs);
@@ -154,12 +152,7 @@ export class Boundary {
   }
 
   #refuseRaw(socket: Duplex, verdict: Verdict, host: string | undefined): void {
-    const body = blockBody(verdict, host);
-    socket.end(
-      `HTTP/1.1 ${blockStatus(verdict.reason)} Forbidden\r\ncontent-type: application/json\r\n` +
-        `${DECISION_HEADER}: block\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    (socket as Duplex & { destroySoon?: () => void }).destroySoon?.();
+    sendRawAnswer(socket, blockAnswer(verdict, host, true));
   }
 
   #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -328,7 +321,7 @@ export class Boundary {
   ): void {
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-tls";
     const refuse = (verdict: Verdict, host: string): void => {
-      socket.end(tlsAlert(TLS_ALERT_HANDSHAKE_FAILURE));
+      socket.end(tlsRefusal());
       socket.destroySoon();
       this.gate.record(verdict, { entry, host, port: options.port, client: options.client });
     };

@@ -1,6 +1,6 @@
 // Attaching a credential to an outgoing request, and the header hygiene around it. Pure functions
 // over header lists so the rules are table-tested without sockets.
-import type { CompiledCredential } from "../policy/types.ts";
+import type { CompiledCredential } from "../policy/index.ts";
 import { encodedForms } from "./scrub-forms.ts";
 import { scrubPatterns } from "./scrub.ts";
 

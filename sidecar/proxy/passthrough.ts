@@ -1,8 +1,8 @@
 // A TLS tunnel the policy lets through without interception: spliced byte for byte to the
 // address the sidecar resolved and checked itself (never the one the agent dialled).
 import net, { type Socket } from "node:net";
-import type { Entry } from "../policy/types.ts";
-import { tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
+import type { Entry } from "../policy/index.ts";
+import { tlsRefusal } from "./answers.ts";
 import type { Gate } from "./gate.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
@@ -37,7 +37,7 @@ export function passthrough(
           ? blockVerdict("AddressForbidden", resolved.message)
           : blockVerdict("UnsupportedProtocol", resolved.message);
       if (resolved.kind !== "forbidden") gate.metrics.upstreamErrors.inc({ kind: "dns" });
-      socket.end(tlsAlert(TLS_ALERT_HANDSHAKE_FAILURE));
+      socket.end(tlsRefusal());
       gate.record(resolved.kind === "forbidden" ? verdict : decision, record);
       return;
     }

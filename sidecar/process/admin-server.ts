@@ -1,4 +1,5 @@
-// The read-only admin listener: /metrics, /healthz, /readyz. It holds no secret and changes nothing.
+// The read-only admin listener: /metrics, /healthz, /readyz, for the sidecar and the operator alike.
+// It holds no secret and changes nothing.
 import http from "node:http";
 import type { Registry } from "prom-client";
 

@@ -1,0 +1,25 @@
+// The process logger: one JSON line per event (pino), the same shape for the sidecar's audit log
+// and the operator's log, so one pipeline reads both.
+import { pino, type Logger } from "pino";
+
+/** Where and how much a logger writes. */
+export interface LoggerOptions {
+  /** A pino level; "silent" turns it off. Default "info". */
+  level?: string;
+  /** Default stdout (asynchronous). */
+  destination?: NodeJS.WritableStream;
+}
+
+/** A JSON-lines logger stamping `base` on every line (ISO time, `level` as a label, `msg`). */
+export function createLogger(base: Record<string, unknown>, options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? "info",
+      base: { ...base },
+      messageKey: "msg",
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}
