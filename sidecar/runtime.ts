@@ -80,25 +80,39 @@ function close(server: net.Server): Promise<void> {
   });
 }
 
+/** The gate of one sidecar; `self` holds its own listeners (host:port, or *:port), never dialled. */
+function createGate(
+  options: SidecarOptions,
+  shared: {
+    metrics: SidecarMetrics;
+    ca: CertificateAuthority;
+    addressPolicy: ReturnType<typeof createAddressPolicy>;
+    self: Set<string>;
+  },
+): Gate {
+  const { self } = shared;
+  return new Gate({
+    secrets: options.secrets,
+    resolver: new Resolver({
+      addressPolicy: shared.addressPolicy,
+      ...(options.pins ? { pins: options.pins } : {}),
+      ...(options.lookup ? { lookup: options.lookup } : {}),
+    }),
+    ca: shared.ca,
+    metrics: shared.metrics,
+    log: options.log,
+    upstreamCa: options.upstreamCa ?? [],
+    isSelf: (address, port) => self.has(`${address}:${port}`) || self.has(`*:${port}`),
+  });
+}
+
 /** Starts a sidecar with no policy applied (everything blocks with NoPolicyLoaded until one is). */
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const metrics = createSidecarMetrics({ defaults: options.processMetrics === true });
   const ca = new CertificateAuthority();
   const self = new Set<string>();
   const addressPolicy = createAddressPolicy(options.allowAddresses ?? []);
-  const gate = new Gate({
-    secrets: options.secrets,
-    resolver: new Resolver({
-      addressPolicy,
-      ...(options.pins ? { pins: options.pins } : {}),
-      ...(options.lookup ? { lookup: options.lookup } : {}),
-    }),
-    ca,
-    metrics,
-    log: options.log,
-    upstreamCa: options.upstreamCa ?? [],
-    isSelf: (address, port) => self.has(`${address}:${port}`) || self.has(`*:${port}`),
-  });
+  const gate = createGate(options, { metrics, ca, addressPolicy, self });
   const boundary = new Boundary(gate);
   const explicit = boundary.createExplicitServer();
   const admin = createAdminServer(metrics.registry, () => gate.ready);

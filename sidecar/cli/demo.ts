@@ -46,6 +46,23 @@ function agentSaw(response: ProxyResponse): string {
   }
 }
 
+/** An audit destination that parses each JSON line into `decisions`. */
+function auditInto(decisions: { host: string; outcome: string }[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n").filter(Boolean))
+        decisions.push(JSON.parse(line) as { host: string; outcome: string });
+      callback();
+    },
+  });
+}
+
+/** Writes `rows` as columns padded to the widest cell. */
+function writeTable(out: NodeJS.WritableStream, rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  for (const row of rows) out.write(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ") + "\n");
+}
+
 /** Runs the tour; exit 0 when all three outcomes came out as the policy says. */
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { policy: { type: "string" } }, strict: true });
@@ -63,13 +80,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const decisions: { host: string; outcome: string }[] = [];
-  const audit = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean))
-        decisions.push(JSON.parse(line) as { host: string; outcome: string });
-      callback();
-    },
-  });
+  const audit = auditInto(decisions);
   const names = ["api.example.test", "registry.example.test", "evil.example.test"];
   const sidecar = await startSidecar({
     listen: { host: "127.0.0.1", port: 0 },
@@ -116,8 +127,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       agentSaw(response),
     ]);
   }
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  for (const row of rows) out.write(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ") + "\n");
+  writeTable(out, rows);
   const metrics = await sidecar.metrics.registry.getSingleMetricAsString("airlock_decisions_total");
   out.write("\ndecision counters from /metrics:\n");
   for (const line of metrics.split("\n").filter((l) => l.startsWith("airlock_decisions_total")))

@@ -49,20 +49,8 @@ export function createControlServer(options: {
       send(res, 404, { error: "not found: POST /v1/bundle or GET /v1/status" });
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY) {
-        send(res, 413, { error: "bundle too large" });
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (res.headersSent) return;
-      const answer = push(Buffer.concat(chunks).toString("utf8"));
+    readBody(req, res, send, (text) => {
+      const answer = pushBundle(text, gate, publicKey, bootId);
       log.info(
         {
           control: answer.result,
@@ -76,44 +64,77 @@ export function createControlServer(options: {
   });
   server.on("clientError", (_err, socket) => socket.destroy());
 
-  function push(text: string): PushAnswer {
-    const current = { generation: gate.generation, hash: gate.policyHash ?? null };
-    const nack = (
-      reason: BundleRejection | "LoadFailed",
-      message: string,
-      errors?: { path: string; message: string }[],
-    ): PushAnswer => ({
-      result: "NACK",
-      reason,
-      message,
-      ...(errors ? { errors } : {}),
-      ...current,
-    });
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return nack("Malformed", "the body is not JSON");
-    }
-    const opened = openBundle(body, publicKey);
-    if (!opened.ok) return nack(opened.reason, opened.message);
-    const bundle = opened.value;
-    if (bundle.bootId !== bootId)
-      return nack("WrongBoot", "the bundle was signed for another sidecar process; read /v1/status again");
-    if (bundle.generation <= gate.generation)
-      return nack(
-        "StaleGeneration",
-        `generation ${bundle.generation} is not newer than the applied ${gate.generation}`,
-      );
-    const applied = gate.apply(bundle.policy, bundle.generation);
-    if (!applied.ok)
-      return nack(
-        "LoadFailed",
-        "the policy in the bundle failed to load; the last good policy stays applied",
-        applied.errors.map((e) => ({ path: e.path, message: e.message })),
-      );
-    return { result: "ACK", generation: bundle.generation, hash: gate.policyHash ?? "" };
-  }
-
   return { server, bootId };
+}
+
+/**
+ * Checks and applies one pushed bundle: signed by one of `publicKey`, for this process (`bootId`),
+ * newer than the applied generation, and loadable; anything else is a NACK that changes nothing.
+ */
+function pushBundle(
+  text: string,
+  gate: Gate,
+  publicKey: KeyObject | readonly KeyObject[],
+  bootId: string,
+): PushAnswer {
+  const current = { generation: gate.generation, hash: gate.policyHash ?? null };
+  const nack = (
+    reason: BundleRejection | "LoadFailed",
+    message: string,
+    errors?: { path: string; message: string }[],
+  ): PushAnswer => ({
+    result: "NACK",
+    reason,
+    message,
+    ...(errors ? { errors } : {}),
+    ...current,
+  });
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return nack("Malformed", "the body is not JSON");
+  }
+  const opened = openBundle(body, publicKey);
+  if (!opened.ok) return nack(opened.reason, opened.message);
+  const bundle = opened.value;
+  if (bundle.bootId !== bootId)
+    return nack("WrongBoot", "the bundle was signed for another sidecar process; read /v1/status again");
+  if (bundle.generation <= gate.generation)
+    return nack(
+      "StaleGeneration",
+      `generation ${bundle.generation} is not newer than the applied ${gate.generation}`,
+    );
+  const applied = gate.apply(bundle.policy, bundle.generation);
+  if (!applied.ok)
+    return nack(
+      "LoadFailed",
+      "the policy in the bundle failed to load; the last good policy stays applied",
+      applied.errors.map((e) => ({ path: e.path, message: e.message })),
+    );
+  return { result: "ACK", generation: bundle.generation, hash: gate.policyHash ?? "" };
+}
+
+/** Collects a request body up to MAX_BODY (413 beyond it), then hands it to `onBody` as text. */
+function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  send: (res: ServerResponse, status: number, body: unknown) => void,
+  onBody: (text: string) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY) {
+      send(res, 413, { error: "bundle too large" });
+      req.destroy();
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on("end", () => {
+    if (res.headersSent) return;
+    onBody(Buffer.concat(chunks).toString("utf8"));
+  });
 }
