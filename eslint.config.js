@@ -17,11 +17,26 @@ const POLICY_THROUGH_INDEX = {
 };
 
 // What the operator may import from the sidecar: the policy core's index, the bundle format, the
-// shared constants, the process plumbing, and the DER encoder (operator/kube/bootstrap-pki.ts).
+// shared constants, the process plumbing, and the DER encoder and X.509 builder
+// (operator/kube/bootstrap-pki.ts).
 const OPERATOR_SIDECAR_SURFACE = {
-  regex: "(^|/)sidecar/(?!(policy/index|control/bundle|constants|tls/der)\\.ts$|process/[a-z-]+\\.ts$)",
+  regex:
+    "(^|/)sidecar/(?!(policy/index|control/bundle|constants|tls/der|tls/x509)\\.ts$|process/[a-z-]+\\.ts$)",
   message:
-    "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/ and tls/der.ts",
+    "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/, tls/der.ts and tls/x509.ts",
+};
+
+// Imported by both sides, so importing neither (sidecar/process, sidecar/tls/der.ts and x509.ts).
+const NEUTRAL = {
+  group: ["../*", "**/sidecar/**", "**/operator/**"],
+  message:
+    "architecture: sidecar/process (and sidecar/tls/der.ts, sidecar/tls/x509.ts) is neutral, imported by both sides: it imports nothing from the rest of sidecar/ or from operator/",
+};
+
+const NEUTRAL_TLS = {
+  regex: "^\\./(?!(der|x509)\\.ts$)",
+  message:
+    "architecture: sidecar/tls/der.ts and sidecar/tls/x509.ts are neutral: of sidecar/tls they import only each other",
 };
 
 export default tseslint.config(
@@ -77,23 +92,17 @@ export default tseslint.config(
     },
   },
   {
-    // Process plumbing both sides use; and the DER encoder the operator's PKI shares with the CA.
-    files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts"],
+    // Process plumbing both sides use; and the DER encoder and X.509 builder the operator's PKI
+    // shares with the CA.
+    files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts", "sidecar/tls/x509.ts"],
     ignores: TESTS,
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            {
-              group: ["../*", "**/sidecar/**", "**/operator/**"],
-              message:
-                "architecture: sidecar/process (and sidecar/tls/der.ts) is neutral, imported by both sides: it imports nothing from the rest of sidecar/ or from operator/",
-            },
-          ],
-        },
-      ],
-    },
+    rules: { "no-restricted-imports": ["error", { patterns: [NEUTRAL] }] },
+  },
+  {
+    // The rest of sidecar/tls is not neutral: the encoder and builder reach only each other.
+    files: ["sidecar/tls/der.ts", "sidecar/tls/x509.ts"],
+    ignores: TESTS,
+    rules: { "no-restricted-imports": ["error", { patterns: [NEUTRAL, NEUTRAL_TLS] }] },
   },
   {
     files: ["operator/**/*.ts"],

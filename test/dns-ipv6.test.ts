@@ -4,49 +4,30 @@
 // that knows the allowed name by a *different* address and logs every question, so an answer
 // from the sidecar, and a silent log, prove the redirect. docs/capture.md "IPv6"; THREATS.md I2.
 import { expect } from "chai";
-import { execFile } from "node:child_process";
-import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AIRLOCK } from "./helpers/cli.ts";
+import { scratchFile, type PodWorld } from "./helpers/netns.ts";
 import {
-  background,
-  createPodWorld,
-  requireNetnsPrerequisites,
-  scratchFile,
-  type Background,
-  type PodWorld,
-} from "./helpers/netns.ts";
+  AGENT_UID as AGENT,
+  PodHarness,
+  runExact,
+  SIDECAR_UID as SIDECAR,
+  TEST_PATH,
+  type Run,
+} from "./helpers/pod-harness.ts";
+import { egressPolicyYaml } from "./helpers/policy-yaml.ts";
 
-const AGENT = 1000;
-const SIDECAR = 15000;
 const PINNED = "10.77.1.10"; // what the sidecar answers for the allowed name
 const WORLD_ANSWER = "10.77.1.99"; // what the world's resolver would answer, were it asked
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      args[0] ?? "",
-      args.slice(1),
-      { encoding: "utf8", timeout: timeoutMs, env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+/** Runs `args` with only PATH in its environment. */
+const run = (args: string[]): Promise<Run> => runExact(args, { PATH: TEST_PATH });
 
 describe("agent DNS over IPv6 (root, netns): redirected to the sidecar at [::1]:15053", function () {
   this.timeout(60_000);
+  const harness = new PodHarness();
   let pw: PodWorld;
-  let sidecar: Background;
-  const cleanups: (() => unknown)[] = [];
-  const dnsLog = (): string => readFileSync(join(pw.dir, "dnsmasq.log"), "utf8");
+  const dnsLog = (): string => harness.dnsLog();
   /** How many questions the world's resolver has logged. */
   const queries = (): number => (dnsLog().match(/query\[/g) ?? []).length;
   /** `dig` as the agent; `server` is where the agent thinks it sends the query. */
@@ -54,37 +35,13 @@ describe("agent DNS over IPv6 (root, netns): redirected to the sidecar at [::1]:
     run(pw.asUser(AGENT, ["dig", `@${server}`, "+tries=1", "+time=3", ...extra, name]));
 
   before(async function () {
-    requireNetnsPrerequisites([
-      "ip",
-      "setpriv",
-      "iptables-restore",
-      "ip6tables-restore",
-      "dnsmasq",
-      "dig",
-      "python3",
-    ]);
-    pw = createPodWorld([PINNED]);
-    cleanups.push(() => {
-      pw.destroy();
-    });
+    pw = harness.create(
+      ["ip", "setpriv", "iptables-restore", "ip6tables-restore", "dnsmasq", "dig", "python3"],
+      [PINNED],
+    );
     const lo = await run(pw.inPod(["ip", "-6", "addr", "show", "dev", "lo"]));
     expect(lo.stdout, "the pod's loopback must be up with ::1").to.match(/inet6 ::1\/128/);
-    const dnsmasq = await background(
-      pw.inWorld([
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        `--listen-address=${pw.worldIp6}`,
-        "--user=root",
-        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
-        "--log-queries",
-        `--log-facility=${join(pw.dir, "dnsmasq.log")}`,
-        `--address=/api.example.test/${WORLD_ANSWER}`,
-      ]),
-    );
-    cleanups.push(() => dnsmasq.stop());
+    await harness.startDnsmasq(pw.worldIp6, [["api.example.test", WORLD_ANSWER]]);
     // The control: from the sidecar's UID (exempt from capture) the world's resolver does answer.
     const direct = await pollDig(() =>
       run(
@@ -92,45 +49,21 @@ describe("agent DNS over IPv6 (root, netns): redirected to the sidecar at [::1]:
       ),
     );
     expect(direct, "the world's resolver must answer the sidecar UID directly").to.equal(WORLD_ANSWER);
-    const init = await run(pw.inPod([AIRLOCK, "init"]));
-    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
+    await harness.init();
     const policy = scratchFile(
       pw,
       "policy.yaml",
-      `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: agent, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: api, hosts: [api.example.test]}
-`,
+      egressPolicyYaml("agent", ["{name: api, hosts: [api.example.test]}"]),
     );
-    const trustDir = join(pw.dir, "trust");
-    mkdirSync(trustDir, { mode: 0o755 });
-    chownSync(trustDir, SIDECAR, SIDECAR);
-    sidecar = await background(
-      pw.asUser(SIDECAR, [
-        AIRLOCK,
-        "sidecar",
-        "--policy",
-        policy,
-        "--trust-bundle",
-        join(trustDir, "ca-bundle.pem"),
-        "--resolve",
-        `api.example.test:${PINNED}`,
-        "--allow-address",
-        `${PINNED}/32`,
-        "--metrics",
-        "127.0.0.1:15090",
-      ]),
+    harness.makeTrustDir();
+    await harness.start(
+      harness.sidecarArgs({ policy, resolve: [`api.example.test:${PINNED}`], allow: [`${PINNED}/32`] }),
       /listening on/,
     );
-    cleanups.push(() => sidecar.stop());
   });
 
   after(async function () {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await harness.teardown();
   });
 
   for (const transport of ["+notcp", "+tcp"]) {

@@ -11,7 +11,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import {
-  createAgentNamespace,
   startAgentPod,
   startOperatorProcess,
   stopProcess,
@@ -19,16 +18,22 @@ import {
   type OperatorProcess,
   type SidecarProcess,
 } from "./helpers/agent-pods.ts";
-import { ROOT } from "./helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
   serviceAccountCan,
   sharedControlPlane,
-  writeTokenKubeconfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 import { curl } from "./helpers/curl.ts";
+import {
+  agentPodWorld,
+  eventuallyEqual,
+  kubectlFor,
+  operatorFiles,
+  operatorObjects,
+  prepareOperatorNamespace,
+} from "./helpers/operator-kit.ts";
 import { connect, parseResponse, readUntil } from "./helpers/raw.ts";
 
 /** The operators' Lease period; the leader election retries every 2 s. */
@@ -41,50 +46,17 @@ describe("operator (control plane): operator and sidecar processes, least privil
   const ns = `airlock-op-${randomBytes(3).toString("hex")}`;
   const dir = mkdtempSync(join(tmpdir(), "airlock-op-"));
   const keys = generateKeyPairSync("ed25519");
-  const files = {
-    signingKey: join(dir, "signing-key.pem"),
-    bundleKey: join(dir, "bundle-key.pem"),
-    otherKey: join(dir, "other-bundle-key.pem"),
-    upstreamCa: join(dir, "upstream-ca.pem"),
-    operatorKubeconfig: join(dir, "operator.kubeconfig"),
-    agentKubeconfig: join(dir, "agent.kubeconfig"),
-  };
+  const files = { ...operatorFiles(dir), otherKey: join(dir, "other-bundle-key.pem") };
   const sidecars: SidecarProcess[] = [];
   const operators = new Map<string, OperatorProcess>();
   let world: AgentPodWorld;
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const res = await cp.kubectl(args, input === undefined ? {} : { input });
-    if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
-  const apply = (obj: unknown): Promise<string> => kubectl(["apply", "-f", "-"], JSON.stringify(obj));
-  const policy = (name: string, egress: unknown[]) => ({
-    apiVersion: "airlock.dev/v1alpha1",
-    kind: "EgressPolicy",
-    metadata: { name, namespace: ns },
-    spec: { podSelector: { matchLabels: { app: "agent" } }, egress },
-  });
+  const { kubectl, apply } = kubectlFor(() => cp);
+  const { policy, secret, credential } = operatorObjects(ns);
   const apiPolicy = () =>
     policy("agent", [
       { name: "api", hosts: ["api.example.test"], ports: [upstream.port], credential: "api" },
     ]);
-  const secret = (value: string) => ({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "api-token", namespace: ns },
-    stringData: { token: value },
-  });
-  const eventually = async <T>(probe: () => Promise<T>, want: unknown, ms = 20_000): Promise<void> => {
-    const deadline = Date.now() + ms;
-    let last: T | undefined;
-    while (Date.now() < deadline) {
-      last = await probe();
-      if (JSON.stringify(last) === JSON.stringify(want)) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(last).to.deep.equal(want);
-  };
   const sidecar = (i: number): SidecarProcess => {
     const s = sidecars[i];
     if (s === undefined) throw new Error(`no sidecar ${String(i)}`);
@@ -128,7 +100,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     };
   };
   const everySidecar = async (host: string, want: unknown): Promise<void> => {
-    for (const s of sidecars) await eventually(() => request(s, host), want);
+    for (const s of sidecars) await eventuallyEqual(() => request(s, host), want);
   };
 
   const ready = async (name: string) => {
@@ -195,23 +167,8 @@ describe("operator (control plane): operator and sidecar processes, least privil
     this.timeout(CONTROL_PLANE_TIMEOUT_MS);
     cp = await sharedControlPlane();
     await installAirlockCrds(cp);
-    const tokens = await createAgentNamespace(cp, ns, join(ROOT, "operator/rbac/clusterrole.yaml"));
-    writeTokenKubeconfig(cp, files.operatorKubeconfig, tokens.operatorToken);
-    writeTokenKubeconfig(cp, files.agentKubeconfig, tokens.agentToken);
-    world = {
-      cp,
-      namespace: ns,
-      dir,
-      serviceAccount: "agent",
-      kubeconfig: files.agentKubeconfig,
-      upstreamCa: files.upstreamCa,
-      resolve: ["api.example.test:127.0.0.1", "other.example.test:127.0.0.1"],
-      controlPort: 0,
-    };
-    writeFileSync(files.signingKey, keys.privateKey.export({ type: "pkcs8", format: "pem" }), {
-      mode: 0o600,
-    });
-    writeFileSync(files.bundleKey, keys.publicKey.export({ type: "spki", format: "pem" }));
+    await prepareOperatorNamespace(cp, ns, files, keys);
+    world = agentPodWorld(cp, ns, dir, files, ["api.example.test:127.0.0.1", "other.example.test:127.0.0.1"]);
     writeFileSync(
       files.otherKey,
       generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }),
@@ -221,7 +178,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     for (const [i, ip] of ["127.0.0.2", "127.0.0.3"].entries())
       sidecars.push(await addPod(`agent-${String(i)}`, ip, files.bundleKey));
     await startOperator("op-a");
-    await eventually(leaseHolder, "op-a");
+    await eventuallyEqual(leaseHolder, "op-a");
     await startOperator("op-b");
   });
   after(async function () {
@@ -236,7 +193,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     expect(sample(await metrics("op-b"), "airlock_operator_leading")).to.equal(0);
     // Both pass their start-up checks (namespace, CRDs, RBAC including airlock-operator-namespace).
     for (const identity of ["op-a", "op-b"])
-      await eventually(async () => (await fetch(`${operator(identity).metrics}/readyz`)).status, 200);
+      await eventuallyEqual(async () => (await fetch(`${operator(identity).metrics}/readyz`)).status, 200);
   });
 
   it("a pod no policy selects gets the empty bundle: everything blocks with NoRuleMatched", async function () {
@@ -245,16 +202,11 @@ describe("operator (control plane): operator and sidecar processes, least privil
 
   it("a Secret, Credential and EgressPolicy applied with kubectl are enforced by every sidecar: Synced", async function () {
     await apply(secret("s3cret"));
-    await apply({
-      apiVersion: "airlock.dev/v1alpha1",
-      kind: "Credential",
-      metadata: { name: "api", namespace: ns },
-      spec: { secretRef: { name: "api-token", key: "token" }, injection: { header: { name: "X-Api-Key" } } },
-    });
+    await apply(credential());
     await apply(apiPolicy());
     // Each sidecar reads the Secret with the pods' own token, through the Role the operator wrote.
     await everySidecar("api.example.test", { status: 200, sent: "s3cret" });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -307,10 +259,10 @@ describe("operator (control plane): operator and sidecar processes, least privil
       ).trim();
     await kubectl(["-n", ns, "delete", "secret", "api-token"]);
     await everySidecar("api.example.test", { status: 403, reason: "CredentialUnavailable" });
-    await eventually(credentialReason, "SecretMissing");
+    await eventuallyEqual(credentialReason, "SecretMissing");
     await apply(secret("rotated-value"));
     await everySidecar("api.example.test", { status: 200, sent: "rotated-value" });
-    await eventually(credentialReason, "SecretFound");
+    await eventuallyEqual(credentialReason, "SecretFound");
   });
 
   it("an invalid policy shows InvalidSpec with its field path and changes nothing enforced", async function () {
@@ -319,14 +271,14 @@ describe("operator (control plane): operator and sidecar processes, least privil
         { name: "x", hosts: ["other.example.test"], ports: [upstream.port], paths: ["/a/***"] },
       ]),
     );
-    await eventually(
+    await eventuallyEqual(
       async () => {
         const r = await ready("broken");
         return { status: r.status, reason: r.reason, located: r.message.includes("spec.egress[0].paths[0]") };
       },
       { status: "False", reason: "InvalidSpec", located: true },
     );
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "False",
       reason: "SyncPending",
       syncedPods: 0,
@@ -347,7 +299,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     await apply(policy("agent", [{ name: "other", hosts: ["other.example.test"], ports: [upstream.port] }]));
     await everySidecar("api.example.test", { status: 403, reason: "NoRuleMatched" });
     await everySidecar("other.example.test", { status: 200 });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -358,25 +310,25 @@ describe("operator (control plane): operator and sidecar processes, least privil
   it("the Role is removed once no bundle names a Secret", async function () {
     const roles = async () =>
       (await kubectl(["-n", ns, "get", "roles", "-l", "airlock.dev/rbac", "-o", "name"])).trim();
-    await eventually(roles, "");
+    await eventuallyEqual(roles, "");
   });
 
   it("changing a pod's labels takes its sidecar out of the policy, and back", async function () {
     await kubectl(["-n", ns, "label", "pod", "agent-1", "app=other", "--overwrite"]);
-    await eventually(() => request(sidecar(1), "other.example.test"), {
+    await eventuallyEqual(() => request(sidecar(1), "other.example.test"), {
       status: 403,
       reason: "NoRuleMatched",
     });
     expect(await request(sidecar(0), "other.example.test")).to.deep.equal({ status: 200 });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 1,
       current: true,
     });
     await kubectl(["-n", ns, "label", "pod", "agent-1", "app=agent", "--overwrite"]);
-    await eventually(() => request(sidecar(1), "other.example.test"), { status: 200 });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => request(sidecar(1), "other.example.test"), { status: 200 });
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -391,7 +343,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
 
   it("a sidecar that refuses the bundle (another key) shows on the policy's status with its reason", async function () {
     await apply(apiPolicy());
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -399,7 +351,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
     });
     const rogue = await addPod("agent-rogue", "127.0.0.4", files.otherKey);
     try {
-      await eventually(
+      await eventuallyEqual(
         async () => {
           const r = await ready("agent");
           return {
@@ -419,7 +371,7 @@ describe("operator (control plane): operator and sidecar processes, least privil
       await kubectl(["-n", ns, "delete", "pod", "agent-rogue", "--wait=false"]);
       await stopProcess(rogue.command);
     }
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -458,12 +410,12 @@ describe("operator (control plane): operator and sidecar processes, least privil
         { name: "other", hosts: ["other.example.test"], ports: [upstream.port] },
       ]),
     );
-    await eventually(leaseHolder, "op-b", (LEASE_SECONDS + 10) * 1000);
+    await eventuallyEqual(leaseHolder, "op-b", (LEASE_SECONDS + 10) * 1000);
     // Expiry is judged on op-b's clock from its last look at the Lease (every 2 s), then one try.
     expect(Date.now() - killedAt).to.be.below((LEASE_SECONDS + 2 * 2 + 2) * 1000);
     await everySidecar("other.example.test", { status: 200 });
     await everySidecar("api.example.test", { status: 200, sent: "rotated-value" });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,
@@ -480,11 +432,11 @@ describe("operator (control plane): operator and sidecar processes, least privil
     const stoppedAt = Date.now();
     await stopProcess(operator("op-b").command);
     expect(operator("op-b").command.child.exitCode).to.equal(0);
-    await eventually(leaseHolder, "op-a", (LEASE_SECONDS + 10) * 1000);
+    await eventuallyEqual(leaseHolder, "op-a", (LEASE_SECONDS + 10) * 1000);
     expect(Date.now() - stoppedAt).to.be.below(LEASE_SECONDS * 1000);
     // The change applied just before the stop is not lost: the rule no longer injects.
     await everySidecar("api.example.test", { status: 200 });
-    await eventually(() => readyOf("agent"), {
+    await eventuallyEqual(() => readyOf("agent"), {
       status: "True",
       reason: "Synced",
       syncedPods: 2,

@@ -3,46 +3,19 @@
 // UID 1000, and a world namespace holding real upstreams and a real DNS server (dnsmasq) whose own
 // log proves which names it was asked. THREATS.md I2, I3, I4, I5.
 import { expect } from "chai";
-import { execFile } from "node:child_process";
-import { chownSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AIRLOCK } from "./helpers/cli.ts";
+import { background, NODE, scratchFile, type Background, type PodWorld } from "./helpers/netns.ts";
 import {
-  background,
-  createPodWorld,
-  NODE,
-  requireNetnsPrerequisites,
-  scratchFile,
-  type Background,
-  type PodWorld,
-} from "./helpers/netns.ts";
+  AGENT_UID as AGENT,
+  PodHarness,
+  run,
+  SIDECAR_UID as SIDECAR,
+  worldRecords,
+} from "./helpers/pod-harness.ts";
+import { credentialYaml, egressPolicyYaml } from "./helpers/policy-yaml.ts";
 
 const SECRET = "transparent-secret-9f8e7d6c";
-const AGENT = 1000;
-const SIDECAR = 15000;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      args[0] ?? "",
-      args.slice(1),
-      {
-        encoding: "utf8",
-        timeout: timeoutMs,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", HOME: "/tmp", ...env },
-      },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 interface WorldRecord {
   address: string;
@@ -57,21 +30,14 @@ interface WorldRecord {
 
 describe("transparent capture (root, netns): agents that ignore proxy settings", function () {
   this.timeout(60_000);
+  const harness = new PodHarness();
   let pw: PodWorld;
   let upstreams: Background;
-  let dnsmasq: Background;
   let sidecar: Background;
-  // What before() has started, undone in reverse by after() even when before() failed midway.
-  const cleanups: (() => unknown)[] = [];
   let bundle: string;
   let sidecarArgs: string[];
-  const dnsLog = () => readFileSync(join(pw.dir, "dnsmasq.log"), "utf8");
-  const records = (): WorldRecord[] =>
-    upstreams
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
-      .map((l) => JSON.parse(l) as WorldRecord);
+  const dnsLog = () => harness.dnsLog();
+  const records = (): WorldRecord[] => worldRecords<WorldRecord>(upstreams);
   /** Records after index `from` whose URL starts with `path`: waits up to `ms` for the first one. */
   const recordsFor = async (from: number, path: string, ms: number): Promise<WorldRecord[]> => {
     const deadline = Date.now() + ms;
@@ -96,115 +62,39 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     agent(["curl", "-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}", ...args], groups);
 
   before(async function () {
-    requireNetnsPrerequisites([
-      "ip",
-      "setpriv",
-      "iptables-restore",
-      "ip6tables-restore",
-      "dnsmasq",
-      "curl",
-      "git",
-      "python3",
-      "ping",
+    pw = harness.create(
+      ["ip", "setpriv", "iptables-restore", "ip6tables-restore", "dnsmasq", "curl", "git", "python3", "ping"],
+      ["10.77.1.10", "10.77.1.66"],
+    );
+    const world = await harness.startWorldUpstream(["10.77.1.10", "10.77.1.66", pw.worldIp, pw.worldIp6]);
+    upstreams = world.upstream;
+    await harness.startDnsmasq(pw.worldIp, [
+      ["api.example.test", "10.77.1.10"],
+      ["registry.example.test", "10.77.1.10"],
+      ["evil.example.test", "10.77.1.66"],
+      ["portonly.example.test", "10.77.1.10"],
     ]);
-    pw = createPodWorld(["10.77.1.10", "10.77.1.66"]);
-    cleanups.push(() => {
-      pw.destroy();
-    });
-    upstreams = await background(
-      pw.inWorld([
-        NODE,
-        join(import.meta.dirname, "fixtures/world-upstream.ts"),
-        "10.77.1.10",
-        "10.77.1.66",
-        pw.worldIp,
-        pw.worldIp6,
-      ]),
-      /"ready":true/,
-    );
-    cleanups.push(() => upstreams.stop());
-    const ready = upstreams
-      .output()
-      .split("\n")
-      .find((l) => l.includes('"ready"'));
-    const worldCa = (JSON.parse(ready ?? "{}") as { ca: string }).ca;
-    dnsmasq = await background(
-      pw.inWorld([
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        `--listen-address=${pw.worldIp}`,
-        "--user=root",
-        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
-        "--log-queries",
-        `--log-facility=${join(pw.dir, "dnsmasq.log")}`,
-        "--address=/api.example.test/10.77.1.10",
-        "--address=/registry.example.test/10.77.1.10",
-        "--address=/evil.example.test/10.77.1.66",
-        "--address=/portonly.example.test/10.77.1.10",
-      ]),
-    );
-    cleanups.push(() => dnsmasq.stop());
-    const worldCaPath = scratchFile(pw, "world-ca.pem", worldCa);
+    const worldCaPath = scratchFile(pw, "world-ca.pem", world.ca);
     const policy = scratchFile(
       pw,
       "policy.yaml",
-      `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: agent, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: api, hosts: [api.example.test], credential: api}
-    - {name: registry, hosts: [registry.example.test]}
-    - {name: portonly, hosts: [portonly.example.test], ports: [8443]}
----
-apiVersion: airlock.dev/v1alpha1
-kind: Credential
-metadata: {name: api, namespace: agents}
-spec:
-  secretRef: {name: api, key: token}
-  injection: {header: {name: Authorization, valuePrefix: "Bearer "}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api, namespace: agents}
-stringData: {token: ${SECRET}}
-`,
+      egressPolicyYaml("agent", [
+        "{name: api, hosts: [api.example.test], credential: api}",
+        "{name: registry, hosts: [registry.example.test]}",
+        "{name: portonly, hosts: [portonly.example.test], ports: [8443]}",
+      ]) + credentialYaml("api", SECRET),
     );
-    const trustDir = join(pw.dir, "trust");
-    mkdirSync(trustDir, { mode: 0o755 });
-    chownSync(trustDir, SIDECAR, SIDECAR);
-    const init = await run(pw.inPod([AIRLOCK, "init"]));
-    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
-    sidecarArgs = pw.asUser(SIDECAR, [
-      AIRLOCK,
-      "sidecar",
-      "--policy",
-      policy,
-      "--trust-bundle",
-      join(trustDir, "ca-bundle.pem"),
-      "--upstream-ca",
-      worldCaPath,
-      "--allow-address",
-      "10.77.1.10/32",
-      "--metrics",
-      "127.0.0.1:15090",
-    ]);
+    harness.makeTrustDir();
+    await harness.init();
+    sidecarArgs = harness.sidecarArgs({ policy, upstreamCa: worldCaPath, allow: ["10.77.1.10/32"] });
     sidecar = await background(sidecarArgs, /listening on/);
-    cleanups.push(() => sidecar.stop());
+    harness.defer(() => sidecar.stop());
     // The agent trusts the pod's bundle; the world's CA stands in for a public CA.
-    bundle = scratchFile(
-      pw,
-      "agent-bundle.pem",
-      readFileSync(join(trustDir, "ca-bundle.pem"), "utf8") + worldCa,
-    );
+    bundle = harness.agentBundle(world.ca);
   });
 
   after(async function () {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await harness.teardown();
   });
 
   it("curl: a name no rule allows is blocked, whatever address the agent dials", async function () {
@@ -382,12 +272,7 @@ stringData: {token: ${SECRET}}
     expect(down.code).to.not.equal(0);
     expect(records().slice(before)).to.deep.equal([]);
     sidecar = await background(sidecarArgs, /listening on/);
-    bundle = scratchFile(
-      pw,
-      "agent-bundle.pem",
-      readFileSync(join(pw.dir, "trust/ca-bundle.pem"), "utf8") +
-        readFileSync(join(pw.dir, "world-ca.pem"), "utf8"),
-    );
+    bundle = harness.agentBundle(readFileSync(join(pw.dir, "world-ca.pem"), "utf8"));
     const up = await curl(["https://api.example.test/again"]);
     expect(up.stdout).to.match(/\n200$/);
   });

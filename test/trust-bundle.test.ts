@@ -6,50 +6,25 @@
 // sidecar's CA) must verify in curl, Python, Node and git with verification on; the same commands
 // without the variables, and with the bundle minus the upstream roots, must fail.
 import { expect } from "chai";
-import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { chownSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-import { AIRLOCK } from "./helpers/cli.ts";
+import { NODE, scratchFile, type Background, type PodWorld } from "./helpers/netns.ts";
 import {
-  background,
-  createPodWorld,
-  NODE,
-  requireNetnsPrerequisites,
-  scratchFile,
-  type Background,
-  type PodWorld,
-} from "./helpers/netns.ts";
+  AGENT_UID as AGENT,
+  PodHarness,
+  runExact as run,
+  SIDECAR_UID as SIDECAR,
+  TEST_PATH as PATH,
+  worldRecords,
+} from "./helpers/pod-harness.ts";
+import { credentialYaml, egressPolicyYaml } from "./helpers/policy-yaml.ts";
 
 const SECRET = "trust-bundle-secret-5a4b3c2d";
-const AGENT = 1000;
-const SIDECAR = 15000;
 const UPSTREAM = "10.77.1.10";
 const PASSTHROUGH = "registry.example.test";
 const INJECT = "api.example.test";
-const PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 const CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `args` with exactly `env` (nothing inherited from the test process). */
-function run(args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      args[0] ?? "",
-      args.slice(1),
-      { encoding: "utf8", timeout: timeoutMs, env },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** What the webhook sets in every agent container, all naming the one bundle. */
 const injectedEnv = (bundle: string): Record<string, string> => ({
@@ -102,22 +77,16 @@ interface WorldRecord {
 
 describe("agent trust bundle (root, netns): passthrough behind a private CA verifies in the agent", function () {
   this.timeout(60_000);
+  const harness = new PodHarness();
   let pw: PodWorld;
   let upstreams: Background;
-  let sidecar: Background;
-  const cleanups: (() => unknown)[] = [];
   let worldCa: string;
   let trustDir: string;
   let bundle: string;
   /** The bundle as it was before the fix: system roots and the sidecar's CA, no upstream roots. */
   let staleBundle: string;
   let hasRequests = false;
-  const records = (): WorldRecord[] =>
-    upstreams
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
-      .map((l) => JSON.parse(l) as WorldRecord);
+  const records = (): WorldRecord[] => worldRecords<WorldRecord>(upstreams);
   const recordsFor = (path: string): WorldRecord[] => records().filter((r) => r.url?.startsWith(path));
   /** Waits up to `ms` for a record for `path` (polling the world's output); returns them all. */
   const awaitRecord = async (path: string, ms = 3000): Promise<WorldRecord[]> => {
@@ -129,88 +98,51 @@ describe("agent trust bundle (root, netns): passthrough behind a private CA veri
   const agent = (command: string[], env: Record<string, string>) => run(pw.asUser(AGENT, command), env);
 
   before(async function () {
-    requireNetnsPrerequisites([
-      "ip",
-      "setpriv",
-      "iptables-restore",
-      "ip6tables-restore",
-      "dnsmasq",
-      "curl",
-      "git",
-      "/usr/bin/python3",
-    ]);
-    pw = createPodWorld([UPSTREAM]);
-    cleanups.push(() => {
-      pw.destroy();
-    });
-    upstreams = await background(
-      pw.inWorld([NODE, join(import.meta.dirname, "fixtures/world-upstream.ts"), UPSTREAM]),
-      /"ready":true/,
-    );
-    cleanups.push(() => upstreams.stop());
-    const ready = upstreams
-      .output()
-      .split("\n")
-      .find((l) => l.includes('"ready"'));
-    // The world's CA is private: in no system store, known to the sidecar only by --upstream-ca.
-    worldCa = (JSON.parse(ready ?? "{}") as { ca: string }).ca;
-    const dnsmasq = await background(
-      pw.inWorld([
+    pw = harness.create(
+      [
+        "ip",
+        "setpriv",
+        "iptables-restore",
+        "ip6tables-restore",
         "dnsmasq",
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        `--listen-address=${pw.worldIp}`,
-        "--user=root",
-        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
-        `--address=/${PASSTHROUGH}/${UPSTREAM}`,
-        `--address=/${INJECT}/${UPSTREAM}`,
-      ]),
+        "curl",
+        "git",
+        "/usr/bin/python3",
+      ],
+      [UPSTREAM],
     );
-    cleanups.push(() => dnsmasq.stop());
+    const world = await harness.startWorldUpstream([UPSTREAM]);
+    upstreams = world.upstream;
+    // The world's CA is private: in no system store, known to the sidecar only by --upstream-ca.
+    worldCa = world.ca;
+    await harness.startDnsmasq(
+      pw.worldIp,
+      [
+        [PASSTHROUGH, UPSTREAM],
+        [INJECT, UPSTREAM],
+      ],
+      false,
+    );
     const policy = scratchFile(
       pw,
       "policy.yaml",
-      `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: agent, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: registry, hosts: [${PASSTHROUGH}]}
-    - {name: api, hosts: [${INJECT}], credential: api}
----
-apiVersion: airlock.dev/v1alpha1
-kind: Credential
-metadata: {name: api, namespace: agents}
-spec:
-  secretRef: {name: api, key: token}
-  injection: {header: {name: Authorization, valuePrefix: "Bearer "}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api, namespace: agents}
-stringData: {token: ${SECRET}}
-`,
+      egressPolicyYaml("agent", [
+        `{name: registry, hosts: [${PASSTHROUGH}]}`,
+        `{name: api, hosts: [${INJECT}], credential: api}`,
+      ]) + credentialYaml("api", SECRET),
     );
     // The sidecar's folder, as it might come: not searchable by others. The sidecar must fix that.
-    trustDir = join(pw.dir, "trust");
-    mkdirSync(trustDir, { mode: 0o700 });
-    chownSync(trustDir, SIDECAR, SIDECAR);
-    bundle = join(trustDir, "ca-bundle.pem");
-    const init = await run(pw.inPod([AIRLOCK, "init"]), { PATH, HOME: "/tmp" });
-    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
-    sidecar = await background(
-      pw.asUser(SIDECAR, [
-        ...["/bin/sh", "-c", 'umask 077 && exec "$0" "$@"', AIRLOCK, "sidecar"],
-        ...["--policy", policy, "--trust-bundle", bundle],
-        ...["--upstream-ca", scratchFile(pw, "world-ca.pem", worldCa)],
-        ...["--allow-address", `${UPSTREAM}/32`, "--metrics", "127.0.0.1:15090"],
-      ]),
-      /listening on/,
-    );
-    cleanups.push(() => sidecar.stop());
+    harness.makeTrustDir(0o700);
+    trustDir = harness.trustDir;
+    bundle = harness.trustBundle;
+    await harness.init();
+    const sidecarArgs = harness.sidecarArgs({
+      wrapper: ["/bin/sh", "-c", 'umask 077 && exec "$0" "$@"'],
+      policy,
+      upstreamCa: scratchFile(pw, "world-ca.pem", worldCa),
+      allow: [`${UPSTREAM}/32`],
+    });
+    await harness.start(sidecarArgs, /listening on/);
     const written = readFileSync(bundle, "utf8");
     staleBundle = scratchFile(pw, "stale-bundle.pem", written.replace(worldCa, ""));
     const probe = await agent(["/usr/bin/python3", "-c", "import requests"], { PATH, HOME: "/tmp" });
@@ -218,7 +150,7 @@ stringData: {token: ${SECRET}}
   });
 
   after(async function () {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await harness.teardown();
   });
 
   it("the sidecar wrote system roots + the --upstream-ca roots + its CA, 0644 under umask 077, folder searchable", function () {

@@ -2,17 +2,14 @@
 // certificate replaced while running, and the webhook configurations it is registered with.
 import { expect } from "chai";
 import { injectPod } from "../operator/inject/inject.ts";
-import type { InjectionConfig } from "../operator/inject/types.ts";
 import { webhookConfigurations } from "../operator/webhook/configurations.ts";
-import { MAX_REVIEW_BYTES, startWebhookServer, type WebhookServer } from "../operator/webhook/server.ts";
+import { MAX_REVIEW_BYTES } from "../operator/webhook/server.ts";
 import {
   admissionReview,
   httpsCall,
   makeWebhookPki,
-  testInjectionConfig,
-  type HttpAnswer,
+  webhookUnderTest,
   type ReviewInput,
-  type WebhookPki,
 } from "./helpers/webhook.ts";
 
 type Json = Record<string, unknown>;
@@ -38,25 +35,8 @@ const credential = (spec: Json): Json => ({
 });
 
 describe("admission webhook server: /validate, malformed reviews and certificate rotation", function () {
-  let pki: WebhookPki;
-  let config: InjectionConfig;
-  let server: WebhookServer;
-
-  before(async function () {
-    pki = makeWebhookPki();
-    config = testInjectionConfig();
-    server = await startWebhookServer({
-      listen: { host: "127.0.0.1", port: 0 },
-      tls: { cert: pki.cert, key: pki.key },
-      injection: config,
-    });
-  });
-  after(async function () {
-    await server.close();
-  });
-
-  const call = (path: string, body?: string | Buffer): Promise<HttpAnswer> =>
-    httpsCall(server.port, path, pki.caPem, body);
+  const webhook = webhookUnderTest();
+  const { call } = webhook;
   const validate = async (input: ReviewInput): Promise<ReviewAnswer> => {
     const answer = await call("/validate", JSON.stringify(admissionReview(input)));
     expect(answer.status, JSON.stringify(answer.body)).to.equal(200);
@@ -148,7 +128,7 @@ describe("admission webhook server: /validate, malformed reviews and certificate
       metadata: { name: "p", namespace: "agents" },
       spec: { containers: [{ name: "agent", image: "python:3.13-slim" }] },
     };
-    const injected = injectPod(plain, config);
+    const injected = injectPod(plain, webhook.config);
     if (!injected.ok) return expect.fail(JSON.stringify(injected.errors));
     const stored = injected.pod;
     const swapped = structuredClone(stored) as { spec: { initContainers: Json[] } };
@@ -259,15 +239,15 @@ describe("admission webhook server: /validate, malformed reviews and certificate
     const next = makeWebhookPki("airlock-webhook-rotated");
     expect((await call("/healthz")).status).to.equal(200);
     expect(() => {
-      server.setTls({ cert: next.cert, key: pki.key });
+      webhook.server.setTls({ cert: next.cert, key: webhook.pki.key });
     }).to.throw();
     expect((await call("/healthz")).status, "a refused certificate keeps the old one").to.equal(200);
-    server.setTls({ cert: next.cert, key: next.key });
-    expect((await httpsCall(server.port, "/healthz", next.caPem)).status).to.equal(200);
+    webhook.server.setTls({ cert: next.cert, key: next.key });
+    expect((await httpsCall(webhook.server.port, "/healthz", next.caPem)).status).to.equal(200);
     let error: unknown;
     await call("/healthz").catch((err: unknown) => (error = err));
     expect(String(error)).to.match(/self-signed|unable to verify|certificate/i);
-    server.setTls({ cert: pki.cert, key: pki.key });
+    webhook.server.setTls({ cert: webhook.pki.cert, key: webhook.pki.key });
   });
 });
 

@@ -3,18 +3,7 @@
 // certificate rotated without a restart.
 import { expect } from "chai";
 import { injectPod } from "../operator/inject/inject.ts";
-import type { InjectionConfig } from "../operator/inject/types.ts";
-import { startWebhookServer, type WebhookServer } from "../operator/webhook/server.ts";
-import {
-  admissionReview,
-  applyJsonPatch,
-  httpsCall,
-  makeWebhookPki,
-  testInjectionConfig,
-  type HttpAnswer,
-  type ReviewInput,
-  type WebhookPki,
-} from "./helpers/webhook.ts";
+import { admissionReview, applyJsonPatch, webhookUnderTest, type ReviewInput } from "./helpers/webhook.ts";
 
 type Json = Record<string, unknown>;
 
@@ -48,25 +37,8 @@ interface ReviewAnswer {
 }
 
 describe("admission webhook server: real HTTPS requests with AdmissionReviews", function () {
-  let pki: WebhookPki;
-  let config: InjectionConfig;
-  let server: WebhookServer;
-
-  before(async function () {
-    pki = makeWebhookPki();
-    config = testInjectionConfig();
-    server = await startWebhookServer({
-      listen: { host: "127.0.0.1", port: 0 },
-      tls: { cert: pki.cert, key: pki.key },
-      injection: config,
-    });
-  });
-  after(async function () {
-    await server.close();
-  });
-
-  const call = (path: string, body: string | Buffer): Promise<HttpAnswer> =>
-    httpsCall(server.port, path, pki.caPem, body);
+  const webhook = webhookUnderTest();
+  const { call } = webhook;
   const review = async (path: string, input: ReviewInput): Promise<ReviewAnswer> => {
     const answer = await call(path, JSON.stringify(admissionReview(input)));
     expect(answer.status, JSON.stringify(answer.body)).to.equal(200);
@@ -88,7 +60,7 @@ describe("admission webhook server: real HTTPS requests with AdmissionReviews", 
     // Whole fields, no deeper than one level under metadata/spec.
     for (const { path } of operations) expect(path.split("/").length).to.be.at.most(3);
     const patched = applyJsonPatch(pod, operations);
-    const want = injectPod(pod, config);
+    const want = injectPod(pod, webhook.config);
     expect(want.ok).to.equal(true);
     if (want.ok) expect(patched).to.deep.equal(want.pod);
     const spec = patched.spec as {
@@ -137,7 +109,7 @@ describe("admission webhook server: real HTTPS requests with AdmissionReviews", 
       expect(response.allowed, c.name).to.equal(false);
       expect(response.patch, c.name).to.equal(undefined);
       expect(response.status?.code, c.name).to.equal(403);
-      const result = injectPod(c.pod, config);
+      const result = injectPod(c.pod, webhook.config);
       if (result.ok) expect.fail(`${c.name}: the injector accepted the pod`);
       for (const error of result.errors)
         expect(response.status?.message, c.name).to.include(`${error.path}: ${error.message}`);

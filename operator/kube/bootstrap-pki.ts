@@ -1,30 +1,11 @@
 // The key material the operator makes for itself (no hand steps, DESIGN.md §4): the Ed25519
 // bundle-signing key, and the admission webhook's serving CA and certificate. Pure: node:crypto
-// only, no I/O. Certificates are built with the sidecar's DER encoder (docs/decisions.md: no
-// X.509 library) and read back with node's X509Certificate.
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  randomBytes,
-  sign,
-  X509Certificate,
-  type KeyObject,
-} from "node:crypto";
+// only, no I/O. Certificates are built with the X.509 builder the sidecar's CA uses
+// (sidecar/tls/x509.ts; docs/decisions.md: no X.509 library) and read back with X509Certificate.
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import {
-  bitString,
-  boolean,
-  explicit,
-  octetString,
-  oid,
-  sequence,
-  set,
-  time,
-  tlv,
-  unsignedInteger,
-  utf8String,
-} from "../../sidecar/tls/der.ts";
+import { tlv } from "../../sidecar/tls/der.ts";
+import * as x509 from "../../sidecar/tls/x509.ts";
 
 const DAY = 24 * 3600_000;
 /** How long the webhook CA and serving certificate are valid. */
@@ -83,25 +64,6 @@ export function webhookNames(namespace: string, webhookUrl?: string): WebhookNam
   return { dnsNames, ipAddresses };
 }
 
-const ECDSA_WITH_SHA256 = sequence(oid("1.2.840.10045.4.3.2"));
-
-function distinguishedName(commonName: string): Buffer {
-  return sequence(
-    set(sequence(oid("2.5.4.10"), utf8String("Airlock"))),
-    set(sequence(oid("2.5.4.3"), utf8String(commonName))),
-  );
-}
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return sequence(oid(id), ...(critical ? [boolean(true)] : []), octetString(value));
-}
-
-function keyIdentifier(publicKey: KeyObject): Buffer {
-  return createHash("sha1")
-    .update(publicKey.export({ type: "spki", format: "der" }))
-    .digest();
-}
-
 /** The 4 or 16 bytes of an IP address in text form. */
 export function ipBytes(ip: string): Buffer {
   if (isIP(ip) === 4) return Buffer.from(ip.split(".").map(Number));
@@ -123,34 +85,6 @@ export function ipBytes(ip: string): Buffer {
   return out;
 }
 
-interface CertificateFields {
-  subject: Buffer;
-  issuer: Buffer;
-  subjectKey: KeyObject;
-  signingKey: KeyObject;
-  notBefore: Date;
-  notAfter: Date;
-  extensions: Buffer[];
-}
-
-function issue(fields: CertificateFields): string {
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
-  const tbs = sequence(
-    explicit(0, unsignedInteger(Buffer.from([2]))),
-    unsignedInteger(serial),
-    ECDSA_WITH_SHA256,
-    fields.issuer,
-    sequence(time(fields.notBefore), time(fields.notAfter)),
-    fields.subject,
-    fields.subjectKey.export({ type: "spki", format: "der" }),
-    explicit(3, sequence(...fields.extensions)),
-  );
-  const der = sequence(tbs, ECDSA_WITH_SHA256, bitString(sign("sha256", tbs, fields.signingKey)));
-  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
-}
-
 /**
  * Issues a new webhook CA (ECDSA P-256) and a serving certificate for `names`, both valid for
  * WEBHOOK_CERT_LIFETIME_MS from `now`. `previousCaCrt` (the CA(s) in use until now) is kept after
@@ -162,43 +96,26 @@ export function issueWebhookTls(
   now = Date.now(),
   previousCaCrt?: string,
 ): WebhookTlsPem {
-  const ca = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const ca: x509.Issuer = {
+    ...generateKeyPairSync("ec", { namedCurve: "P-256" }),
+    name: x509.distinguishedName(`Airlock webhook CA ${randomBytes(4).toString("hex")}`),
+  };
   const leaf = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const caName = distinguishedName(`Airlock webhook CA ${randomBytes(4).toString("hex")}`);
   const notBefore = new Date(now - 3600_000);
   const notAfter = new Date(now + WEBHOOK_CERT_LIFETIME_MS);
-  const caCert = issue({
-    subject: caName,
-    issuer: caName,
-    subjectKey: ca.publicKey,
-    signingKey: ca.privateKey,
-    notBefore,
-    notAfter,
-    extensions: [
-      extension("2.5.29.19", true, sequence(boolean(true), unsignedInteger(Buffer.from([0])))),
-      extension("2.5.29.15", true, tlv(0x03, Buffer.from([0x01, 0x06]))), // keyCertSign | cRLSign
-      extension("2.5.29.14", false, octetString(keyIdentifier(ca.publicKey))),
-    ],
-  });
+  const caCert = x509.certificatePem(x509.caCertificate(ca, notBefore, notAfter));
   const altNames = [
-    ...names.dnsNames.map((n) => tlv(0x82, Buffer.from(n, "ascii"))),
+    ...names.dnsNames.map(x509.dnsAltName),
     ...names.ipAddresses.map((ip) => tlv(0x87, ipBytes(ip))),
   ];
-  const tlsCrt = issue({
-    subject: distinguishedName(names.dnsNames[0] ?? "airlock-webhook"),
-    issuer: caName,
-    subjectKey: leaf.publicKey,
-    signingKey: ca.privateKey,
-    notBefore,
-    notAfter,
-    extensions: [
-      extension("2.5.29.19", true, sequence()),
-      extension("2.5.29.15", true, tlv(0x03, Buffer.from([0x07, 0x80]))), // digitalSignature
-      extension("2.5.29.37", false, sequence(oid("1.3.6.1.5.5.7.3.1"))), // serverAuth
-      extension("2.5.29.17", false, sequence(...altNames)),
-      extension("2.5.29.35", false, sequence(tlv(0x80, keyIdentifier(ca.publicKey)))),
-    ],
-  });
+  const tlsCrt = x509.certificatePem(
+    x509.serverCertificate(
+      ca,
+      { commonName: names.dnsNames[0] ?? "airlock-webhook", subjectKey: leaf.publicKey, altNames },
+      notBefore,
+      notAfter,
+    ),
+  );
   const kept = (previousCaCrt === undefined ? [] : pemCertificates(previousCaCrt))
     .slice(0, 1)
     .filter((pem) => certificateValidAt(pem, now));

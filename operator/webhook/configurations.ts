@@ -60,6 +60,35 @@ const COMMON = {
   timeoutSeconds: 10,
 } as const;
 
+/** What one webhook of a configuration is called for: resources of one API group and version. */
+interface WebhookTarget {
+  apiGroup: string;
+  apiVersion: string;
+  resources: string[];
+  operations: string[];
+}
+
+/**
+ * One webhook: `name`, called at `path` for `target` (namespaced), in the namespaces
+ * namespaceSelector(operatorNamespace, enabledOnly) picks; `extra` fields before the COMMON ones.
+ */
+function webhook(
+  options: WebhookConfigurationOptions,
+  operatorNamespace: string,
+  spec: { name: string; path: string; target: WebhookTarget; enabledOnly: boolean },
+  extra: Json = {},
+): Json {
+  const { apiGroup, apiVersion, resources, operations } = spec.target;
+  return {
+    name: spec.name,
+    clientConfig: clientConfig(options, spec.path),
+    rules: [{ apiGroups: [apiGroup], apiVersions: [apiVersion], resources, operations, scope: "Namespaced" }],
+    namespaceSelector: namespaceSelector(operatorNamespace, spec.enabledOnly),
+    ...extra,
+    ...COMMON,
+  };
+}
+
 /**
  * `airlock-injector` (Pod CREATE in namespaces labelled `airlock.dev/inject=enabled`, path /inject)
  * and `airlock-validator` (EgressPolicy/Credential CREATE/UPDATE in every namespace; Pod UPDATE and
@@ -72,28 +101,29 @@ export function webhookConfigurations(options: WebhookConfigurationOptions): {
   const operatorNamespace =
     options.operatorNamespace ?? ("service" in options ? options.service.namespace : "");
   const labels = { "app.kubernetes.io/name": "airlock", "app.kubernetes.io/component": "webhook" };
+  const core = (resources: string[], operations: string[]): WebhookTarget => ({
+    apiGroup: "",
+    apiVersion: "v1",
+    resources,
+    operations,
+  });
   const mutating = {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
     metadata: { name: WEBHOOK_CONFIGURATION_NAMES.mutating, labels },
     webhooks: [
-      {
-        name: "inject.airlock.dev",
-        clientConfig: clientConfig(options, WEBHOOK_PATHS.inject),
-        rules: [
-          {
-            apiGroups: [""],
-            apiVersions: ["v1"],
-            resources: ["pods"],
-            operations: ["CREATE"],
-            scope: "Namespaced",
-          },
-        ],
-        namespaceSelector: namespaceSelector(operatorNamespace, true),
+      webhook(
+        options,
+        operatorNamespace,
+        {
+          name: "inject.airlock.dev",
+          path: WEBHOOK_PATHS.inject,
+          target: core(["pods"], ["CREATE"]),
+          enabledOnly: true,
+        },
         // Another mutating webhook may add a container after this one: the injector runs again.
-        reinvocationPolicy: "IfNeeded",
-        ...COMMON,
-      },
+        { reinvocationPolicy: "IfNeeded" },
+      ),
     ],
   };
   const validating = {
@@ -101,36 +131,23 @@ export function webhookConfigurations(options: WebhookConfigurationOptions): {
     kind: "ValidatingWebhookConfiguration",
     metadata: { name: WEBHOOK_CONFIGURATION_NAMES.validating, labels },
     webhooks: [
-      {
+      webhook(options, operatorNamespace, {
         name: "policies.airlock.dev",
-        clientConfig: clientConfig(options, WEBHOOK_PATHS.validate),
-        rules: [
-          {
-            apiGroups: [API_GROUP],
-            apiVersions: [API_VERSION],
-            resources: ["egresspolicies", "credentials"],
-            operations: ["CREATE", "UPDATE"],
-            scope: "Namespaced",
-          },
-        ],
-        namespaceSelector: namespaceSelector(operatorNamespace, false),
-        ...COMMON,
-      },
-      {
+        path: WEBHOOK_PATHS.validate,
+        target: {
+          apiGroup: API_GROUP,
+          apiVersion: API_VERSION,
+          resources: ["egresspolicies", "credentials"],
+          operations: ["CREATE", "UPDATE"],
+        },
+        enabledOnly: false,
+      }),
+      webhook(options, operatorNamespace, {
         name: "pods.airlock.dev",
-        clientConfig: clientConfig(options, WEBHOOK_PATHS.validate),
-        rules: [
-          {
-            apiGroups: [""],
-            apiVersions: ["v1"],
-            resources: ["pods", "pods/ephemeralcontainers"],
-            operations: ["UPDATE"],
-            scope: "Namespaced",
-          },
-        ],
-        namespaceSelector: namespaceSelector(operatorNamespace, true),
-        ...COMMON,
-      },
+        path: WEBHOOK_PATHS.validate,
+        target: core(["pods", "pods/ephemeralcontainers"], ["UPDATE"]),
+        enabledOnly: true,
+      }),
     ],
   };
   return { mutating, validating };

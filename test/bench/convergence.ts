@@ -15,15 +15,13 @@ import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/clie
 import { fetch, ProxyAgent } from "undici";
 import { startEchoUpstream } from "../../sidecar/demo/echo-upstream.ts";
 import {
-  createAgentNamespace,
   startAgentPod,
   startOperatorProcess,
   stopProcess,
-  type AgentPodWorld,
   type SidecarProcess,
 } from "../helpers/agent-pods.ts";
-import { ROOT } from "../helpers/cli.ts";
-import { installAirlockCrds, startControlPlane, writeTokenKubeconfig } from "../helpers/control-plane.ts";
+import { installAirlockCrds, startControlPlane } from "../helpers/control-plane.ts";
+import { agentPodWorld, operatorFiles, prepareOperatorNamespace } from "../helpers/operator-kit.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 const PODS = Number(process.env.BENCH_PODS ?? 4);
@@ -92,30 +90,10 @@ async function main(): Promise<void> {
   let operatorStop: (() => Promise<void>) | undefined;
   try {
     await installAirlockCrds(cp);
-    const tokens = await createAgentNamespace(cp, NS, join(ROOT, "operator/rbac/clusterrole.yaml"));
-    const files = {
-      signingKey: join(dir, "signing-key.pem"),
-      bundleKey: join(dir, "bundle-key.pem"),
-      upstreamCa: join(dir, "upstream-ca.pem"),
-      operatorKubeconfig: writeTokenKubeconfig(cp, join(dir, "operator.kubeconfig"), tokens.operatorToken),
-      agentKubeconfig: writeTokenKubeconfig(cp, join(dir, "agent.kubeconfig"), tokens.agentToken),
-    };
-    const keys = generateKeyPairSync("ed25519");
-    writeFileSync(files.signingKey, keys.privateKey.export({ type: "pkcs8", format: "pem" }), {
-      mode: 0o600,
-    });
-    writeFileSync(files.bundleKey, keys.publicKey.export({ type: "spki", format: "pem" }));
+    const files = operatorFiles(dir);
+    await prepareOperatorNamespace(cp, NS, files, generateKeyPairSync("ed25519"));
     writeFileSync(files.upstreamCa, upstream.caPem);
-    const world: AgentPodWorld = {
-      cp,
-      namespace: NS,
-      dir,
-      serviceAccount: "agent",
-      kubeconfig: files.agentKubeconfig,
-      upstreamCa: files.upstreamCa,
-      resolve: ["api.example.test:127.0.0.1"],
-      controlPort: 0,
-    };
+    const world = agentPodWorld(cp, NS, dir, files, ["api.example.test:127.0.0.1"]);
     for (let i = 0; i < PODS; i++)
       sidecars.push(
         await startAgentPod(world, `agent-${String(i)}`, `127.0.0.${String(30 + i)}`, files.bundleKey),

@@ -6,7 +6,6 @@
 import { execFile, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -14,7 +13,15 @@ import { canary } from "./canary.ts";
 import { recordClusterState, registerKubectlSecrets } from "./canary-kube.ts";
 import { ROOT, type CommandResult } from "./cli.ts";
 import { adminKubeconfig, makeControlPlanePki } from "./control-plane-pki.ts";
-import { alive, ensureBinaries, stopPid, trackDir, trackPid, untrackDir } from "./control-plane-processes.ts";
+import {
+  alive,
+  ensureBinaries,
+  freeLoopbackPort,
+  stopPid,
+  trackDir,
+  trackPid,
+  untrackDir,
+} from "./control-plane-processes.ts";
 
 /** Time for a before() hook that starts the control plane: a cold build takes many minutes. */
 export const CONTROL_PLANE_TIMEOUT_MS = 60 * 60_000;
@@ -61,20 +68,6 @@ export interface StartOptions {
 // Set by every sharedControlPlane() call and every kubectl/helm run, for root-hooks.ts to know
 // whether a failed test touched the control plane.
 let usedSinceMark = false;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port"));
-      });
-    });
-  });
-}
 
 function tail(file: string, lines: number): string {
   let text: string;
@@ -162,7 +155,11 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
   };
   try {
     const pki = makeControlPlanePki(join(dir, "pki"));
-    const [client, peer, secure] = [await freePort(), await freePort(), await freePort()];
+    const [client, peer, secure] = [
+      await freeLoopbackPort(),
+      await freeLoopbackPort(),
+      await freeLoopbackPort(),
+    ];
     const etcdUrl = `http://127.0.0.1:${client}`;
     const peerUrl = `http://127.0.0.1:${peer}`;
     const etcd = launch("etcd", bin.etcd, [

@@ -9,6 +9,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InjectionConfig } from "../../operator/inject/types.ts";
+import { startWebhookServer, type WebhookServer } from "../../operator/webhook/server.ts";
 
 /** A test CA and a serving certificate it signed for 127.0.0.1 and localhost. */
 export interface WebhookPki {
@@ -200,4 +201,50 @@ export function applyJsonPatch(doc: Json, operations: unknown): Json {
     } else throw new Error(`unsupported op ${operation.op}`);
   }
   return out;
+}
+
+/** A webhook server on 127.0.0.1 with a fresh PKI and injection config (webhookUnderTest). */
+export interface WebhookUnderTest {
+  readonly pki: WebhookPki;
+  readonly config: InjectionConfig;
+  readonly server: WebhookServer;
+  /** httpsCall to the server, trusting its CA. */
+  readonly call: (path: string, body?: string | Buffer) => Promise<HttpAnswer>;
+}
+
+/**
+ * Registers before()/after() hooks, in the calling describe(), that start a webhook server
+ * (makeWebhookPki, testInjectionConfig) and close it; the fields are set once before() ran.
+ */
+export function webhookUnderTest(): WebhookUnderTest {
+  let started: { pki: WebhookPki; config: InjectionConfig; server: WebhookServer } | undefined;
+  const get = (): NonNullable<typeof started> => {
+    if (started === undefined) throw new Error("the webhook server is not started yet (before())");
+    return started;
+  };
+  before(async function () {
+    const pki = makeWebhookPki();
+    const config = testInjectionConfig();
+    const server = await startWebhookServer({
+      listen: { host: "127.0.0.1", port: 0 },
+      tls: { cert: pki.cert, key: pki.key },
+      injection: config,
+    });
+    started = { pki, config, server };
+  });
+  after(async function () {
+    await started?.server.close();
+  });
+  return {
+    get pki() {
+      return get().pki;
+    },
+    get config() {
+      return get().config;
+    },
+    get server() {
+      return get().server;
+    },
+    call: (path, body) => httpsCall(get().server.port, path, get().pki.caPem, body),
+  };
 }

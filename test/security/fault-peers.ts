@@ -5,6 +5,7 @@
 import net, { type AddressInfo } from "node:net";
 import tls from "node:tls";
 import type { CertificateAuthority } from "../../sidecar/tls/ca.ts";
+import { connectTls } from "./tunnel-load.ts";
 
 /** Size of every scripted response body, and how much of it is sent before the test decides. */
 export const BODY_BYTES = 64 * 1024;
@@ -145,28 +146,7 @@ export interface AgentRoute {
 }
 
 async function openTunnel(proxyPort: number, t: NonNullable<AgentRoute["tunnel"]>): Promise<net.Socket> {
-  const socket = net.connect({ host: "127.0.0.1", port: proxyPort });
-  await new Promise<void>((resolve, reject) => {
-    let text = "";
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString("latin1");
-      if (!text.includes("\r\n\r\n")) return;
-      socket.off("data", onData);
-      if (text.startsWith("HTTP/1.1 200")) resolve();
-      else reject(new Error(`CONNECT ${t.host} refused: ${text}`));
-    };
-    socket.on("data", onData);
-    socket.once("error", reject);
-    socket.write(`CONNECT ${t.host}:${t.port} HTTP/1.1\r\nHost: ${t.host}:${t.port}\r\n\r\n`);
-  });
-  socket.removeAllListeners("error");
-  const secure = tls.connect({ socket, servername: t.host, ca: t.ca });
-  await new Promise<void>((resolve, reject) => {
-    secure.once("secureConnect", resolve);
-    secure.once("error", reject);
-  });
-  secure.removeAllListeners("error");
-  return secure;
+  return connectTls(net.connect({ host: "127.0.0.1", port: proxyPort }), t.host, t.port, t.ca);
 }
 
 /** Sends `route.request` as the agent would and follows the response byte by byte. */

@@ -4,69 +4,19 @@
 // namespace's own records (its upstreams' request log, its resolver's query log) must show that
 // nothing arrived. A restarted sidecar (UID 15000) restores service.
 import { expect } from "chai";
-import { execFile } from "node:child_process";
-import { chownSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { AIRLOCK } from "../helpers/cli.ts";
-import {
-  background,
-  createPodWorld,
-  NODE,
-  requireNetnsPrerequisites,
-  scratchFile,
-  type Background,
-  type PodWorld,
-} from "../helpers/netns.ts";
+import { readFileSync } from "node:fs";
+import { background, scratchFile, type Background, type PodWorld } from "../helpers/netns.ts";
+import { AGENT_UID as AGENT, PodHarness, run, worldRecords } from "../helpers/pod-harness.ts";
+import { credentialYaml, egressPolicyYaml } from "../helpers/policy-yaml.ts";
 
 const SECRET = "faults-netns-secret-41d2";
-const AGENT = 1000;
-const SIDECAR = 15000;
 const UPSTREAM = "10.77.1.10";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      args[0] ?? "",
-      args.slice(1),
-      {
-        encoding: "utf8",
-        timeout: 15_000,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", HOME: "/tmp", ...env },
-      },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-const POLICY = `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: agent, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: api, hosts: [api.example.test], credential: api}
-    - {name: registry, hosts: [registry.example.test]}
----
-apiVersion: airlock.dev/v1alpha1
-kind: Credential
-metadata: {name: api, namespace: agents}
-spec:
-  secretRef: {name: api, key: token}
-  injection: {header: {name: Authorization, valuePrefix: "Bearer "}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api, namespace: agents}
-stringData: {token: ${SECRET}}
-`;
+const POLICY =
+  egressPolicyYaml("agent", [
+    "{name: api, hosts: [api.example.test], credential: api}",
+    "{name: registry, hosts: [registry.example.test]}",
+  ]) + credentialYaml("api", SECRET);
 
 /** Resolves argv[1] with the system resolver (the pod's resolv.conf); prints the address or "error". */
 const PY_RESOLVE = `import socket,sys
@@ -77,21 +27,16 @@ except OSError as e:
 
 describe("faults (root, netns): a killed sidecar leaves the agent with nothing; a restart restores it", function () {
   this.timeout(60_000);
+  const harness = new PodHarness();
   let pw: PodWorld;
   let upstreams: Background;
   let sidecar: Background;
-  const cleanups: (() => unknown)[] = [];
   let sidecarArgs: string[];
   let worldCa: string;
   let bundle = "";
-  const trustDir = (): string => join(pw.dir, "trust");
-  const dnsLog = (): string => readFileSync(join(pw.dir, "dnsmasq.log"), "utf8");
+  const dnsLog = (): string => harness.dnsLog();
   const records = (): { address: string; url?: string; headers?: Record<string, string> }[] =>
-    upstreams
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
-      .map((l) => JSON.parse(l) as { address: string; url?: string; headers?: Record<string, string> });
+    worldRecords(upstreams);
   const agent = (command: string[]) =>
     run(pw.asUser(AGENT, command), { CURL_CA_BUNDLE: bundle, SSL_CERT_FILE: bundle });
   const curl = (args: string[]) =>
@@ -99,61 +44,33 @@ describe("faults (root, netns): a killed sidecar leaves the agent with nothing; 
   const startSidecar = async (): Promise<void> => {
     sidecar = await background(sidecarArgs, /listening on/);
     // A new process has a new interception CA: the agent trusts the bundle it writes.
-    bundle = scratchFile(
-      pw,
-      "agent-bundle.pem",
-      readFileSync(join(trustDir(), "ca-bundle.pem"), "utf8") + worldCa,
-    );
+    bundle = harness.agentBundle(worldCa);
   };
 
   before(async function () {
-    requireNetnsPrerequisites(["ip", "setpriv", "iptables-restore", "ip6tables-restore", "dnsmasq", "curl"]);
-    requireNetnsPrerequisites(["python3"]);
-    pw = createPodWorld([UPSTREAM]);
-    cleanups.push(() => {
-      pw.destroy();
-    });
-    upstreams = await background(
-      pw.inWorld([NODE, join(import.meta.dirname, "../fixtures/world-upstream.ts"), UPSTREAM]),
-      /"ready":true/,
+    pw = harness.create(
+      ["ip", "setpriv", "iptables-restore", "ip6tables-restore", "dnsmasq", "curl", "python3"],
+      [UPSTREAM],
     );
-    cleanups.push(() => upstreams.stop());
-    const ready = upstreams
-      .output()
-      .split("\n")
-      .find((l) => l.includes('"ready"'));
-    worldCa = (JSON.parse(ready ?? "{}") as { ca: string }).ca;
+    const world = await harness.startWorldUpstream([UPSTREAM]);
+    upstreams = world.upstream;
+    worldCa = world.ca;
     // The world's resolver answers both names: a query that escapes the pod would succeed.
-    const dnsmasq = await background(
-      pw.inWorld([
-        ...["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces"],
-        `--listen-address=${pw.worldIp}`,
-        "--user=root",
-        `--pid-file=${join(pw.dir, "dnsmasq.pid")}`,
-        "--log-queries",
-        `--log-facility=${join(pw.dir, "dnsmasq.log")}`,
-        `--address=/api.example.test/${UPSTREAM}`,
-        `--address=/registry.example.test/${UPSTREAM}`,
-      ]),
-    );
-    cleanups.push(() => dnsmasq.stop());
+    await harness.startDnsmasq(pw.worldIp, [
+      ["api.example.test", UPSTREAM],
+      ["registry.example.test", UPSTREAM],
+    ]);
     const worldCaPath = scratchFile(pw, "world-ca.pem", worldCa);
     const policy = scratchFile(pw, "policy.yaml", POLICY);
-    mkdirSync(trustDir(), { mode: 0o755 });
-    chownSync(trustDir(), SIDECAR, SIDECAR);
-    const init = await run(pw.inPod([AIRLOCK, "init"]));
-    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
-    sidecarArgs = pw.asUser(SIDECAR, [
-      ...[AIRLOCK, "sidecar", "--policy", policy, "--trust-bundle", join(trustDir(), "ca-bundle.pem")],
-      ...["--upstream-ca", worldCaPath, "--allow-address", `${UPSTREAM}/32`],
-      ...["--metrics", "127.0.0.1:15090"],
-    ]);
+    harness.makeTrustDir();
+    await harness.init();
+    sidecarArgs = harness.sidecarArgs({ policy, upstreamCa: worldCaPath, allow: [`${UPSTREAM}/32`] });
     await startSidecar();
-    cleanups.push(() => sidecar.stop());
+    harness.defer(() => sidecar.stop());
   });
 
   after(async function () {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await harness.teardown();
   });
 
   it("with the sidecar running: inject, allow and DNS work through it", async function () {

@@ -12,38 +12,30 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { startEchoUpstream, type EchoUpstream } from "../../sidecar/demo/echo-upstream.ts";
 import {
-  createAgentNamespace,
   startAgentPod,
   startOperatorProcess,
   stopProcess,
-  type AgentPodWorld,
   type OperatorProcess,
   type SidecarProcess,
 } from "../helpers/agent-pods.ts";
-import { ROOT } from "../helpers/cli.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   installAirlockCrds,
   startControlPlane,
-  writeTokenKubeconfig,
   type ControlPlane,
 } from "../helpers/control-plane.ts";
 import { alive, stopPid, trackPid } from "../helpers/control-plane-processes.ts";
 import { curl } from "../helpers/curl.ts";
+import {
+  agentPodWorld,
+  eventuallyEqual,
+  kubectlFor,
+  operatorFiles,
+  operatorObjects,
+  prepareOperatorNamespace,
+} from "../helpers/operator-kit.ts";
 
 const POD_IP = "127.0.0.12";
-
-/** Polls `probe` (every 200 ms) until it deep-equals `want`; fails with the last value at `ms`. */
-async function eventually<T>(probe: () => Promise<T>, want: unknown, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (JSON.stringify(last) === JSON.stringify(want)) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  expect(last).to.deep.equal(want);
-}
 
 describe("faults (control plane): operator and API server down, the sidecar keeps its last good policy", function () {
   this.timeout(60_000);
@@ -60,37 +52,17 @@ describe("faults (control plane): operator and API server down, the sidecar keep
   const ns = `airlock-faults-${randomBytes(3).toString("hex")}`;
   const dir = mkdtempSync(join(tmpdir(), "airlock-faults-"));
   const keys = generateKeyPairSync("ed25519");
-  const files = {
-    signingKey: join(dir, "signing-key.pem"),
-    bundleKey: join(dir, "bundle-key.pem"),
-    upstreamCa: join(dir, "upstream-ca.pem"),
-    operatorKubeconfig: join(dir, "operator.kubeconfig"),
-    agentKubeconfig: join(dir, "agent.kubeconfig"),
-  };
+  const files = operatorFiles(dir);
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const res = await cp.kubectl(args, input === undefined ? {} : { input });
-    if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
-  const apply = (obj: unknown): Promise<string> => kubectl(["apply", "-f", "-"], JSON.stringify(obj));
-  const policy = (egress: unknown[]) => ({
-    apiVersion: "airlock.dev/v1alpha1",
-    kind: "EgressPolicy",
-    metadata: { name: "agent", namespace: ns },
-    spec: { podSelector: { matchLabels: { app: "agent" } }, egress },
-  });
+  const { apply } = kubectlFor(() => cp);
+  const objects = operatorObjects(ns);
+  const { secret, credential } = objects;
+  const policy = (egress: unknown[]) => objects.policy("agent", egress);
   const rule = (name: string, host: string, extra: Record<string, unknown> = {}) => ({
     name,
     hosts: [host],
     ports: [upstream.port],
     ...extra,
-  });
-  const secret = (value: string) => ({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "api-token", namespace: ns },
-    stringData: { token: value },
   });
 
   /** One request through the sidecar: its status and the X-Api-Key the upstream received, if any. */
@@ -138,28 +110,19 @@ describe("faults (control plane): operator and API server down, the sidecar keep
       await cp.stop();
     });
     await installAirlockCrds(cp);
-    const tokens = await createAgentNamespace(cp, ns, join(ROOT, "operator/rbac/clusterrole.yaml"));
-    writeTokenKubeconfig(cp, files.operatorKubeconfig, tokens.operatorToken);
-    writeTokenKubeconfig(cp, files.agentKubeconfig, tokens.agentToken);
-    writeFileSync(files.signingKey, keys.privateKey.export({ type: "pkcs8", format: "pem" }), {
-      mode: 0o600,
-    });
-    writeFileSync(files.bundleKey, keys.publicKey.export({ type: "spki", format: "pem" }));
+    await prepareOperatorNamespace(cp, ns, files, keys);
     upstream = await startEchoUpstream({ tls: true });
     cleanups.push(() => upstream.close());
     writeFileSync(files.upstreamCa, upstream.caPem);
-    const world: AgentPodWorld = {
+    const world = agentPodWorld(
       cp,
-      namespace: ns,
+      ns,
       dir,
-      serviceAccount: "agent",
-      kubeconfig: files.agentKubeconfig,
-      upstreamCa: files.upstreamCa,
-      resolve: ["api.example.test", "open.example.test", "closed.example.test", "new.example.test"].map(
+      files,
+      ["api.example.test", "open.example.test", "closed.example.test", "new.example.test"].map(
         (h) => `${h}:127.0.0.1`,
       ),
-      controlPort: 0,
-    };
+    );
     sidecar = await startAgentPod(world, "agent-0", POD_IP, files.bundleKey);
     cleanups.push(async () => {
       if (failed) process.stderr.write(`--- sidecar stdout ---\n${sidecar.command.stdout().slice(-4000)}\n`);
@@ -182,16 +145,11 @@ describe("faults (control plane): operator and API server down, the sidecar keep
 
   it("a Secret, Credential and EgressPolicy applied through the API are enforced: inject, allow, block", async function () {
     await apply(secret("first-value"));
-    await apply({
-      apiVersion: "airlock.dev/v1alpha1",
-      kind: "Credential",
-      metadata: { name: "api", namespace: ns },
-      spec: { secretRef: { name: "api-token", key: "token" }, injection: { header: { name: "X-Api-Key" } } },
-    });
+    await apply(credential());
     await apply(
       policy([rule("api", "api.example.test", { credential: "api" }), rule("open", "open.example.test")]),
     );
-    await eventually(outcomes, FIRST);
+    await eventuallyEqual(outcomes, FIRST);
   });
 
   it("operator SIGKILLed and kube-apiserver killed: the same outcomes, credential included, and still ready", async function () {
@@ -202,11 +160,11 @@ describe("faults (control plane): operator and API server down, the sidecar keep
     const watchFailures = (): number => sidecar.command.stdout().split("secret watch failed").length;
     const failuresBefore = watchFailures();
     process.kill(pid, "SIGKILL");
-    await eventually(async () => Promise.resolve(alive(pid)), false, 10_000);
+    await eventuallyEqual(async () => Promise.resolve(alive(pid)), false, 10_000);
     expect(await apiAnswers()).to.equal(false);
     expect(await outcomes()).to.deep.equal(FIRST);
     // Wait for the sidecar to have noticed (its Secret watch failed and is being retried) …
-    await eventually(async () => Promise.resolve(watchFailures() > failuresBefore), true);
+    await eventuallyEqual(async () => Promise.resolve(watchFailures() > failuresBefore), true);
     // … and look again: nothing it enforces was dropped or loosened.
     expect(await outcomes()).to.deep.equal(FIRST);
     expect(await readyz()).to.equal(200);
@@ -222,13 +180,13 @@ describe("faults (control plane): operator and API server down, the sidecar keep
     child.unref();
     restartedApiserver = child.pid;
     if (restartedApiserver !== undefined) trackPid(restartedApiserver);
-    await eventually(apiAnswers, true, 60_000);
+    await eventuallyEqual(apiAnswers, true, 60_000);
     await startOperator();
     await apply(
       policy([rule("api", "api.example.test", { credential: "api" }), rule("new", "new.example.test")]),
     );
     await apply(secret("second-value"));
-    await eventually(
+    await eventuallyEqual(
       async () => ({
         inject: await request("api.example.test"),
         closed: await request("open.example.test"),

@@ -5,21 +5,13 @@
 // Transparent TLS is intercepted and must not hand back the credential in any form; transparent
 // cleartext HTTP never injects, and the same rules block before anything is sent.
 import { expect } from "chai";
-import { chownSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CertificateAuthority } from "../../sidecar/tls/ca.ts";
 import type { HostileRecord } from "../fixtures/hostile-upstream.ts";
 import type { RawExchangeResult } from "../fixtures/raw-exchange.ts";
-import { AIRLOCK } from "../helpers/cli.ts";
-import {
-  background,
-  createPodWorld,
-  NODE,
-  requireNetnsPrerequisites,
-  scratchFile,
-  type Background,
-  type PodWorld,
-} from "../helpers/netns.ts";
+import { NODE, scratchFile, type Background, type PodWorld } from "../helpers/netns.ts";
+import { AGENT_UID as AGENT, PodHarness, worldRecords } from "../helpers/pod-harness.ts";
+import { credentialYaml, egressPolicyYaml } from "../helpers/policy-yaml.ts";
 import {
   CASES,
   curlMethodArgs,
@@ -32,51 +24,29 @@ import {
 } from "./reflection-cases.ts";
 import { findLeaks, HEX_SECRET, parseAgentView, rawRequest, SECRET } from "./reflection-kit.ts";
 
-const AGENT = 1000;
-const SIDECAR = 15000;
 const UPSTREAM_IP = "10.77.1.20";
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 
 function policyYaml(): string {
-  const credential = (name: string) => `---
-apiVersion: airlock.dev/v1alpha1
-kind: Credential
-metadata: {name: ${name}, namespace: agents}
-spec:
-  secretRef: {name: ${name}, key: token}
-  injection: {header: {name: Authorization, valuePrefix: "Bearer "}}
-`;
-  const secretManifest = (name: string, value: string) => `---
-apiVersion: v1
-kind: Secret
-metadata: {name: ${name}, namespace: agents}
-stringData: {token: "${value}"}
-`;
-  return `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: agent, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: echo, hosts: [${HOSTS.echo}], credential: echo}
-    - {name: hex, hosts: [${HOSTS.hex}], credential: hex}
-    - {name: allow, hosts: [${HOSTS.allow}], paths: ["/**"]}
-${credential("echo")}${credential("hex")}${secretManifest("echo", SECRET)}${secretManifest("hex", HEX_SECRET)}`;
+  return (
+    egressPolicyYaml("agent", [
+      `{name: echo, hosts: [${HOSTS.echo}], credential: echo}`,
+      `{name: hex, hosts: [${HOSTS.hex}], credential: hex}`,
+      `{name: allow, hosts: [${HOSTS.allow}], paths: ["/**"]}`,
+    ]) +
+    credentialYaml("echo", SECRET) +
+    credentialYaml("hex", HEX_SECRET)
+  );
 }
 
 describe("I1 reflection through transparent capture (root, netns): a hostile upstream gets no credential back to the agent", function () {
   this.timeout(60_000);
+  const harness = new PodHarness();
   let pw: PodWorld;
   let upstream: Background;
   let bundle: string;
-  const cleanups: (() => unknown)[] = [];
 
-  const records = (): HostileRecord[] =>
-    upstream
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("{") && !l.includes('"ready"'))
-      .map((l) => JSON.parse(l) as HostileRecord);
+  const records = (): HostileRecord[] => worldRecords<HostileRecord>(upstream);
   let barriers = 0;
   /**
    * Every record so far but the barriers', once complete: a request the sidecar
@@ -123,17 +93,13 @@ describe("I1 reflection through transparent capture (root, netns): a hostile ups
   };
 
   before(async function () {
-    requireNetnsPrerequisites(["ip", "setpriv", "iptables-restore", "ip6tables-restore", "curl"]);
-    pw = createPodWorld([UPSTREAM_IP]);
-    cleanups.push(() => {
-      pw.destroy();
-    });
+    pw = harness.create(["ip", "setpriv", "iptables-restore", "ip6tables-restore", "curl"], [UPSTREAM_IP]);
     const upstreamCa = new CertificateAuthority();
     const tlsArgs = Object.values(HOSTS).flatMap((host) => {
       const { cert, key } = upstreamCa.serverCredentials(host);
       return ["--cert", scratchFile(pw, `${host}.pem`, cert), "--key", scratchFile(pw, `${host}.key`, key)];
     });
-    upstream = await background(
+    upstream = await harness.start(
       pw.inWorld([
         NODE,
         join(FIXTURES, "hostile-upstream.ts"),
@@ -145,39 +111,25 @@ describe("I1 reflection through transparent capture (root, netns): a hostile ups
       ]),
       /"ready":true/,
     );
-    cleanups.push(() => upstream.stop());
     const policy = scratchFile(pw, "policy.yaml", policyYaml());
     const worldCa = scratchFile(pw, "world-ca.pem", upstreamCa.certificatePem);
-    const trustDir = join(pw.dir, "trust");
-    mkdirSync(trustDir, { mode: 0o755 });
-    chownSync(trustDir, SIDECAR, SIDECAR);
-    const init = await runCommand(pw.inPod([AIRLOCK, "init"]));
-    expect(init.code, `airlock init failed:\n${init.stderr}`).to.equal(0);
-    const sidecar = await background(
-      pw.asUser(SIDECAR, [
-        AIRLOCK,
-        "sidecar",
-        "--policy",
+    harness.makeTrustDir();
+    await harness.init();
+    await harness.start(
+      harness.sidecarArgs({
         policy,
-        "--trust-bundle",
-        join(trustDir, "ca-bundle.pem"),
-        "--upstream-ca",
-        worldCa,
-        ...Object.values(HOSTS).flatMap((h) => ["--resolve", `${h}:${UPSTREAM_IP}`]),
-        "--allow-address",
-        `${UPSTREAM_IP}/32`,
-        "--metrics",
-        "127.0.0.1:15090",
-      ]),
+        upstreamCa: worldCa,
+        resolve: Object.values(HOSTS).map((h) => `${h}:${UPSTREAM_IP}`),
+        allow: [`${UPSTREAM_IP}/32`],
+      }),
       /listening on/,
     );
-    cleanups.push(() => sidecar.stop());
     // Every inject or path-constrained host is intercepted: the agent needs only the pod's bundle.
-    bundle = join(trustDir, "ca-bundle.pem");
+    bundle = harness.trustBundle;
   });
 
   after(async function () {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await harness.teardown();
   });
 
   describe("transparent TLS, exact bytes through a raw TLS client as the agent", function () {

@@ -3,8 +3,8 @@
 // (i1-reflection-transparent.test.ts). Each case says what to send, what the agent must see, and
 // what the hostile upstream must have received. THREATS.md I1, I3, "Credentials".
 import { expect } from "chai";
-import { execFile } from "node:child_process";
 import { ECHO_FORMS } from "../fixtures/hostile-upstream.ts";
+import { runExact, TEST_PATH, type Run } from "../helpers/pod-harness.ts";
 import {
   expectNoLeak,
   expectUpstreamError,
@@ -206,24 +206,10 @@ export function runCommand(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 15_000,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      args[0] ?? "",
-      args.slice(1),
-      {
-        encoding: "latin1",
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", HOME: "/tmp", ...env },
-      },
-      (err, stdout, stderr) => {
-        if (err && (err as NodeJS.ErrnoException).code === "ENOENT") {
-          reject(new Error(`${args[0] ?? ""} is not installed: apt-get install it (see .ci/run)`));
-          return;
-        }
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
+): Promise<Run> {
+  return runExact(
+    args,
+    { PATH: TEST_PATH, HOME: "/tmp", ...env },
+    { timeoutMs, encoding: "latin1", maxBuffer: 16 * 1024 * 1024, rejectMissing: true },
+  );
 }

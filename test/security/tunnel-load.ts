@@ -8,6 +8,7 @@ import { join } from "node:path";
 import net from "node:net";
 import tls from "node:tls";
 import { AIRLOCK } from "../helpers/cli.ts";
+import { credentialYaml, egressPolicyYaml } from "../helpers/policy-yaml.ts";
 
 /** Hosts of the policy: one passed through (TLS with the upstream), one intercepted (inject). */
 export const PASS_HOST = "pass.example.test";
@@ -53,27 +54,10 @@ export function writeTunnelPolicy(dir: string, upstreamPort: number): string {
   const path = join(dir, "tunnels-policy.yaml");
   writeFileSync(
     path,
-    `apiVersion: airlock.dev/v1alpha1
-kind: EgressPolicy
-metadata: {name: tunnels, namespace: agents}
-spec:
-  podSelector: {}
-  egress:
-    - {name: pass, hosts: [${PASS_HOST}], ports: [${upstreamPort}]}
-    - {name: inject, hosts: [${INTERCEPT_HOST}], ports: [${upstreamPort}], credential: api}
----
-apiVersion: airlock.dev/v1alpha1
-kind: Credential
-metadata: {name: api, namespace: agents}
-spec:
-  secretRef: {name: api, key: token}
-  injection: {header: {name: X-Api-Key}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api, namespace: agents}
-stringData: {token: ${TUNNEL_SECRET}}
-`,
+    egressPolicyYaml("tunnels", [
+      `{name: pass, hosts: [${PASS_HOST}], ports: [${upstreamPort}]}`,
+      `{name: inject, hosts: [${INTERCEPT_HOST}], ports: [${upstreamPort}], credential: api}`,
+    ]) + credentialYaml("api", TUNNEL_SECRET, "{header: {name: X-Api-Key}}"),
   );
   return path;
 }
@@ -169,6 +153,23 @@ export async function openTunnel(
 }
 
 async function handshake(socket: net.Socket, host: string, port: number, ca: string): Promise<tls.TLSSocket> {
+  const secure = await connectTls(socket, host, port, ca);
+  // An idle tunnel that the sidecar or upstream closes must not crash the client with an error.
+  secure.on("error", () => secure.destroy());
+  return secure;
+}
+
+/**
+ * Sends CONNECT host:port on `socket` (connected to the proxy) and, once it is answered 200, does
+ * a TLS handshake for `host` trusting `ca` inside it. Rejects on a refusal or an error; the
+ * TLS socket it resolves with has no error listener of this function's left on it.
+ */
+export async function connectTls(
+  socket: net.Socket,
+  host: string,
+  port: number,
+  ca: string,
+): Promise<tls.TLSSocket> {
   await new Promise<void>((resolve, reject) => {
     let text = "";
     const onData = (chunk: Buffer): void => {
@@ -191,8 +192,6 @@ async function handshake(socket: net.Socket, host: string, port: number, ca: str
     });
     secure.once("error", reject);
   });
-  // An idle tunnel that the sidecar or upstream closes must not crash the client with an error.
-  secure.on("error", () => secure.destroy());
   return secure;
 }
 
