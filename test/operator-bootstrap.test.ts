@@ -142,7 +142,12 @@ describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand
     );
     const r = await eventually(readyz, (x) => rbac.test(x.body));
     expect(r.status).to.equal(503);
-    expect(output()).to.match(/resolved: namespace/);
+    // The log line travels through a pipe: it may land just after /readyz changed.
+    await eventually(
+      () => Promise.resolve(output()),
+      (o) => /resolved: namespace/.test(o),
+      10_000,
+    );
   });
 
   it("the RBAC bound: recovers by itself, creates its signing key and webhook certificate, ready", async function () {
@@ -151,9 +156,17 @@ describe("operator bootstrap (control plane): a fresh cluster, no flags, no hand
       `--serviceaccount=${HOME}:airlock-operator`,
     ]);
     await eventually(readyz, (r) => r.status === 200);
-    expect(output()).to.match(/start-up checks passed/);
-    expect(output()).to.match(/created a new Ed25519 bundle-signing key/);
-    expect(output()).to.match(/created the webhook CA and serving certificate/);
+    const lines = [
+      /start-up checks passed/,
+      /created a new Ed25519 bundle-signing key/,
+      /created the webhook CA and serving certificate/,
+    ];
+    // The log travels through a pipe: it may land just after /readyz changed.
+    await eventually(
+      () => Promise.resolve(output()),
+      (o) => lines.every((line) => line.test(o)),
+      10_000,
+    );
     const key = await secretData("airlock-signing-key");
     expect(createPrivateKey(key["private.pem"] ?? "").asymmetricKeyType).to.equal("ed25519");
     expect(readPublicKeys(key["public.pem"] ?? "")).to.have.length(1);
