@@ -36,6 +36,8 @@ cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its 
 bench: $(STAMP) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
 	@node test/bench/convergence.ts
 	@node test/bench/tunnels.ts
+	@node test/bench/policy.ts
+	@node test/bench/proxy.ts $(BENCH_PROXY_FLAGS)
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Property tests only (*.property.test.ts) at 1,000,000 cases each (AIRLOCK_PROPERTY_SEED to replay)

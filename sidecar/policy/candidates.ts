@@ -24,12 +24,17 @@ export function hostCandidates(index: PolicyIndex, name: string, port: number): 
   for (const entry of index.exact.get(name) ?? []) {
     if (entry.ports.has(port)) found.set(entry, EXACT_HOST_RANK);
   }
-  // Longest suffix first, so the first rank recorded for a rule is its best.
-  const labels = name.split(".");
-  for (let stripped = 1; stripped < labels.length; stripped++) {
-    const suffix = labels.slice(stripped).join(".");
-    for (const entry of index.wildcard.get(suffix) ?? []) {
-      if (entry.ports.has(port) && !found.has(entry)) found.set(entry, labels.length - stripped);
+  // Longest suffix first, so the first rank recorded for a rule is its best. The suffix after the
+  // k-th dot is what dropping k labels leaves; its rank is the labels left.
+  let labels = 1;
+  for (let at = name.indexOf("."); at !== -1; at = name.indexOf(".", at + 1)) labels++;
+  let left = labels;
+  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) {
+    left--;
+    const entries = index.wildcard.get(name.slice(dot + 1));
+    if (entries === undefined) continue;
+    for (const entry of entries) {
+      if (entry.ports.has(port) && !found.has(entry)) found.set(entry, left);
     }
   }
   return found;

@@ -107,14 +107,16 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
 export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): Decision {
   if (index === null) return { ...NO_POLICY };
   const facts = sanitize(requestFacts);
-  const target = `${facts.method} ${facts.scheme}://${hostForDisplay(facts.host)}:${facts.port}${facts.path}`;
+  // Only block messages name the target: built when one is written, not for every request.
+  const target = (): string =>
+    `${facts.method} ${facts.scheme}://${hostForDisplay(facts.host)}:${facts.port}${facts.path}`;
   const canonical = canonicalHost(facts.host);
   const name = canonical.kind === "name" ? canonical.name : undefined;
   const candidates = requestCandidates(index, name, facts);
   const best = candidates[0];
   if (best === undefined) {
     const why = whyMethodMatchesNothing(facts.method) || whyHostMatchesNothing(facts.host);
-    const message = `no rule of the loaded policy allows ${target}${why}; add a rule to an EgressPolicy selecting this pod`;
+    const message = `no rule of the loaded policy allows ${target()}${why}; add a rule to an EgressPolicy selecting this pod`;
     return enforceOrAudit(index, block("NoRuleMatched", message));
   }
 
@@ -129,7 +131,7 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   );
   if (rival !== undefined && credential !== undefined) {
     const message =
-      `rules ${best.entry.ref} and ${rival.entry.ref} both match ${target} at the same precedence but attach ` +
+      `rules ${best.entry.ref} and ${rival.entry.ref} both match ${target()} at the same precedence but attach ` +
       `different credentials (${credential.id}, ${rival.entry.credential?.id ?? ""}); refusing to guess: give one ` +
       `rule a more specific path, or make both use one credential`;
     return enforceOrAudit(index, block("RuleConflict", message, best));
@@ -141,7 +143,7 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   if (credential.hosts !== null && !credential.hosts.some((pattern) => hostMatches(pattern, host))) {
     const bound = credential.hosts.map(hostPatternString).join(", ");
     const message =
-      `rule ${best.entry.ref} matched ${target}, but Credential ${credential.id} is bound to ${bound}; ` +
+      `rule ${best.entry.ref} matched ${target()}, but Credential ${credential.id} is bound to ${bound}; ` +
       `add "${host}" to the Credential's hosts or remove it from the rule`;
     return enforceOrAudit(index, block("CredentialHostMismatch", message, best));
   }

@@ -3,6 +3,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
+import tls from "node:tls";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { Entry, RequestFacts } from "../policy/types.ts";
 import type { Gate } from "./gate.ts";
@@ -45,12 +46,20 @@ export interface Upstreams {
   timeoutMs: number;
 }
 
-/** Creates the keep-alive pools; upstream TLS is always verified against `roots`. */
+/**
+ * Creates the keep-alive pools; upstream TLS is always verified against `roots`. The roots are
+ * parsed once into one SecureContext that every upstream connection shares: passing `ca` to the
+ * agent instead would parse the whole bundle for each new connection and, worse, make the bundle
+ * (~200 KB of PEM) part of the pool key that https.Agent#getName rebuilds and hashes several
+ * times per request. The pool key still names host, port and server name, so TLS sessions are
+ * cached and resumed per upstream (the agent's session cache, 100 by default).
+ */
 export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams {
   const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: timeoutMs };
+  const secureContext = tls.createSecureContext({ ca: roots, minVersion: "TLSv1.2" });
   return {
     http: new http.Agent(common),
-    https: new https.Agent({ ...common, ca: roots, rejectUnauthorized: true, minVersion: "TLSv1.2" }),
+    https: new https.Agent({ ...common, secureContext, rejectUnauthorized: true }),
     timeoutMs,
   };
 }

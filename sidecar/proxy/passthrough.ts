@@ -45,7 +45,7 @@ export function passthrough(
     if (!address) return;
     // A tunnel may live for hours: its decision is recorded when it is made, not when it ends.
     gate.record(decision, { ...record, durationMs: performance.now() - started });
-    const upstream = net.connect({ host: address.address, port, family: address.family });
+    const upstream = net.connect({ host: address.address, port, family: address.family, noDelay: true });
     upstream.setTimeout(timeoutMs, () => upstream.destroy());
     upstream.once("connect", () => {
       upstream.setTimeout(0);

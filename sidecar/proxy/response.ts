@@ -4,7 +4,7 @@
 // on any path: 1xx interim responses and trailers (nothing an agent needs from an upstream, and
 // two more places a reflection could hide).
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
-import { finished, pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
+import { finished, Transform, type Readable, type TransformCallback } from "node:stream";
 import zlib from "node:zlib";
 import { DECISION_HEADER } from "../constants.ts";
 import { forwardableHeaders, pairHeaders } from "./inject.ts";
@@ -69,8 +69,8 @@ export function relayedResponse(
   const scrubber = new ScrubStream(plan.patterns, plan.onScrub);
   const body =
     decoder === undefined
-      ? pipeline(upRes, scrubber, () => undefined)
-      : pipeline(upRes, decoder, new NotCompressedAgain(), scrubber, () => undefined);
+      ? chain([upRes, scrubber])
+      : chain([upRes, decoder, new NotCompressedAgain(), scrubber]);
   const message = STATUS_CODES[status] ?? "";
   return { ok: true, status, message, headers, body };
 }
@@ -83,11 +83,19 @@ export interface Relayed {
   body: Readable;
 }
 
+/** Body bytes held back to be written together (a few chunks of one read), at most. */
+const COALESCE_BYTES = 64 * 1024;
+
 /**
  * Writes a relayed response with backpressure. The head waits for the body's first bytes (or its
  * end): a body that fails at once — a bad chunk, a coding that does not decode or is nested —
- * can still become a 502 rather than a truncated answer. `onEnd` gets undefined when the agent
- * has it all, or the error that cut the body short.
+ * can still become a 502 rather than a truncated answer. The chunks that arrive together (one
+ * upstream read, the scrubber's output and its carry-over) are written together, at the latest
+ * when the event loop next turns (setImmediate), so a streamed body is never held back waiting for
+ * more; a body that ends before then goes out as one write with the head, framed with its
+ * Content-Length, instead of a head, a chunk and a separate last chunk (each its own TLS record
+ * and packet). `onEnd` gets undefined when the agent has it all, or the error that cut the body
+ * short.
  */
 export function sendRelayed(
   res: ServerResponse,
@@ -96,28 +104,91 @@ export function sendRelayed(
   onEnd: (err: Error | undefined) => void,
 ): void {
   let started = false;
-  const start = (): void => {
+  const start = (length?: number): void => {
     if (started || res.destroyed) return;
     started = true;
-    res.writeHead(relayed.status, relayed.message, relayed.headers);
+    const framed =
+      length !== undefined && !hasHeader(relayed.headers, "content-length")
+        ? [...relayed.headers, "Content-Length", String(length)]
+        : relayed.headers;
+    res.writeHead(relayed.status, relayed.message, framed);
   };
   const { body } = relayed;
-  body.on("data", (chunk: Buffer) => {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0 || res.destroyed) return;
+    const chunks = pending;
+    pending = [];
+    pendingBytes = 0;
     start();
+    let ok = true;
+    if (chunks.length > 1) res.cork();
+    for (const chunk of chunks) ok = res.write(chunk);
+    if (chunks.length > 1) res.uncork();
+    if (!ok) body.pause();
+  };
+  body.on("data", (chunk: Buffer) => {
     onBytes(chunk.length);
-    if (!res.write(chunk)) body.pause();
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes >= COALESCE_BYTES) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
   });
   res.on("drain", () => body.resume());
   finished(body, (err) => {
     if (err) {
+      pending = [];
       onEnd(err);
       return;
     }
-    start();
-    res.end(() => {
+    const rest = pending.length === 1 ? pending[0] : pending.length > 1 ? Buffer.concat(pending) : undefined;
+    pending = [];
+    if (rest !== undefined && !started) start(rest.length);
+    else start();
+    const ended = (): void => {
       onEnd(undefined);
-    });
+    };
+    if (rest !== undefined) res.end(rest, ended);
+    else res.end(ended);
   });
+}
+
+/** True when the flat name/value list has a header `name` (lower-case). */
+function hasHeader(headers: string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]?.toLowerCase() === name) return true;
+  return false;
+}
+
+/**
+ * Pipes `streams` into one another and returns the last; an error or premature close of any of
+ * them destroys them all, the last with that error (so its reader sees it). What
+ * stream.pipeline does, without the AbortController (and the DOMException, with a stack trace)
+ * it creates and aborts for every response.
+ */
+function chain(streams: [Readable, ...Transform[]]): Readable {
+  const last = streams[streams.length - 1] as Readable;
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (failed) return;
+    failed = true;
+    for (const stream of streams) if (stream !== last) stream.destroy();
+    last.destroy(err);
+  };
+  for (let i = 0; i < streams.length; i++) {
+    const stream = streams[i] as Readable;
+    const next = streams[i + 1] as Transform | undefined;
+    if (next !== undefined) stream.pipe(next);
+    finished(stream, (err) => {
+      if (err) fail(err);
+    });
+  }
+  return last;
 }
 
 function codings(header: string | undefined): string[] {

@@ -6,6 +6,7 @@ import { Transform, type TransformCallback } from "node:stream";
 /** The replacement written where a credential stood. */
 export const REDACTED = "[airlock:redacted]";
 const REDACTED_BYTES = Buffer.from(REDACTED);
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Byte patterns to remove, ASCII lower-cased (matching ignores case), de-duplicated, longest
@@ -30,8 +31,110 @@ export function asciiLower(buf: Buffer): Buffer {
   return out;
 }
 
+/** ASCII case folding as a table: A–Z to a–z, every other byte to itself. */
+const FOLD = new Uint8Array(256).map((_, byte) => (byte >= 0x41 && byte <= 0x5a ? byte + 0x20 : byte));
+
+/**
+ * The patterns of one set arranged for a single pass over the input: at each position only the
+ * patterns whose first two (folded) bytes are there are compared, longest first. Built once per
+ * pattern set (the gate keeps one set per credential value) and cached by identity, so a set must
+ * not change once used.
+ */
+interface Matcher {
+  /** For a folded first byte, the patterns starting with it, longest first (in set order). */
+  byFirst: (Buffer[] | undefined)[];
+  /** Bit (b0 << 8 | b1) set when some pattern of two bytes or more starts with folded b0 b1. */
+  pairs: Uint8Array;
+  /** Folded first bytes of one-byte patterns. */
+  single: Uint8Array;
+  longest: number;
+}
+
+const matchers = new WeakMap<Buffer[], Matcher>();
+
+function matcherFor(patterns: Buffer[]): Matcher {
+  const cached = matchers.get(patterns);
+  if (cached) return cached;
+  const byFirst: (Buffer[] | undefined)[] = new Array<Buffer[] | undefined>(256).fill(undefined);
+  const pairs = new Uint8Array(65536);
+  const single = new Uint8Array(256);
+  let longest = 0;
+  // Patterns are folded (scrubPatterns); a byte A–Z in one never matches, as before.
+  for (const pattern of patterns) {
+    if (pattern.length === 0) continue;
+    const first = pattern[0] as number;
+    (byFirst[first] ??= []).push(pattern);
+    if (pattern.length === 1) single[first] = 1;
+    else pairs[(first << 8) | (pattern[1] as number)] = 1;
+    longest = Math.max(longest, pattern.length);
+  }
+  const matcher = { byFirst, pairs, single, longest };
+  matchers.set(patterns, matcher);
+  return matcher;
+}
+
+/**
+ * The first occurrence of any pattern starting in [from, limit) of `buf`: its start and pattern
+ * (the longest of those starting there, as the list is ordered), or undefined. The input's ASCII
+ * case is folded here (the patterns are folded already). Most positions are passed over after
+ * one lookup of their first two bytes.
+ */
+function firstMatch(
+  m: Matcher,
+  buf: Uint8Array,
+  from: number,
+  limit: number,
+): { start: number; pattern: Buffer } | undefined {
+  const length = buf.length;
+  const end = Math.min(limit, length);
+  const { byFirst, pairs, single } = m;
+  for (let i = from; i < end; i++) {
+    const b0 = FOLD[buf[i] as number] as number;
+    if (single[b0] === 0) {
+      if (i + 1 >= length) continue;
+      if (pairs[(b0 << 8) | (FOLD[buf[i + 1] as number] as number)] === 0) continue;
+    }
+    const candidates = byFirst[b0];
+    if (candidates === undefined) continue;
+    for (const pattern of candidates) {
+      const n = pattern.length;
+      if (i + n > length) continue;
+      let j = 1;
+      while (j < n && FOLD[buf[i + j] as number] === pattern[j]) j++;
+      if (j === n) return { start: i, pattern };
+    }
+  }
+  return undefined;
+}
+
+/** True when some pattern occurs in `text`, read as latin1 bytes (as Buffer.from(text, "latin1")). */
+function textHasMatch(m: Matcher, text: string): boolean {
+  const length = text.length;
+  const { byFirst, pairs, single } = m;
+  for (let i = 0; i < length; i++) {
+    const b0 = FOLD[text.charCodeAt(i) & 0xff] as number;
+    if (single[b0] === 0) {
+      if (i + 1 >= length) continue;
+      if (pairs[(b0 << 8) | (FOLD[text.charCodeAt(i + 1) & 0xff] as number)] === 0) continue;
+    }
+    const candidates = byFirst[b0];
+    if (candidates === undefined) continue;
+    for (const pattern of candidates) {
+      const n = pattern.length;
+      if (i + n > length) continue;
+      let j = 1;
+      while (j < n && FOLD[text.charCodeAt(i + j) & 0xff] === pattern[j]) j++;
+      if (j === n) return true;
+    }
+  }
+  return false;
+}
+
 /** Replaces every occurrence of any pattern in `text`; returns the new text and how many were replaced. */
 export function scrubText(text: string, patterns: Buffer[]): { text: string; count: number } {
+  // Most header names and values hold no pattern: find that out on the string itself (each
+  // character one latin1 byte, as Buffer.from(text, "latin1") would make it) before copying it.
+  if (!textHasMatch(matcherFor(patterns), text)) return { text, count: 0 };
   const { output, count } = scrubBuffer(Buffer.from(text, "latin1"), patterns, Infinity);
   return count === 0 ? { text, count } : { text: output.toString("latin1"), count };
 }
@@ -39,32 +142,26 @@ export function scrubText(text: string, patterns: Buffer[]): { text: string; cou
 /**
  * Scans `buf` for patterns, replacing those that start before `limit`. Returns the output for
  * [0, consumed) and how far it got; bytes from `consumed` on still need more input to decide.
+ * One pass: at each position the earliest match wins, and of those starting there the longest.
  */
 function scrubBuffer(
   buf: Buffer,
   patterns: Buffer[],
   limit: number,
 ): { output: Buffer; consumed: number; count: number } {
-  const parts: Buffer[] = [];
-  const folded = asciiLower(buf);
+  const m = matcherFor(patterns);
+  let parts: Buffer[] | undefined;
   let position = 0;
   let count = 0;
   for (;;) {
-    let best = -1;
-    let bestPattern: Buffer | undefined;
-    for (const pattern of patterns) {
-      const at = folded.indexOf(pattern, position);
-      if (at !== -1 && (best === -1 || at < best)) {
-        best = at;
-        bestPattern = pattern;
-      }
-    }
-    if (bestPattern === undefined || best >= limit) break;
-    parts.push(buf.subarray(position, best), REDACTED_BYTES);
-    position = best + bestPattern.length;
+    const found = firstMatch(m, buf, position, limit);
+    if (found === undefined) break;
+    (parts ??= []).push(buf.subarray(position, found.start), REDACTED_BYTES);
+    position = found.start + found.pattern.length;
     count++;
   }
   const consumed = Math.max(position, Math.min(limit, buf.length));
+  if (parts === undefined) return { output: buf.subarray(0, consumed), consumed, count };
   parts.push(buf.subarray(position, consumed));
   return { output: Buffer.concat(parts), consumed, count };
 }
@@ -76,20 +173,21 @@ function scrubBuffer(
 export class ScrubStream extends Transform {
   #patterns: Buffer[];
   #keep: number;
-  #carry: Buffer = Buffer.alloc(0);
+  #carry: Buffer = EMPTY;
   #onScrub: (count: number) => void;
 
   constructor(patterns: Buffer[], onScrub: (count: number) => void) {
     super();
     this.#patterns = patterns;
-    this.#keep = Math.max(0, ...patterns.map((p) => p.length - 1));
+    this.#keep = Math.max(0, matcherFor(patterns).longest - 1);
     this.#onScrub = onScrub;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     const buf = this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk;
     const { output, consumed, count } = scrubBuffer(buf, this.#patterns, buf.length - this.#keep);
-    this.#carry = Buffer.from(buf.subarray(consumed));
+    // A copy: the carry outlives this chunk, which the reader may hold or reuse.
+    this.#carry = consumed < buf.length ? Buffer.from(buf.subarray(consumed)) : EMPTY;
     if (count > 0) this.#onScrub(count);
     callback(null, output.length > 0 ? output : undefined);
   }
