@@ -119,6 +119,7 @@ export function encodedAddress(port: number): string {
 }
 
 /** Our tables for one family, filter first: if the nat commit then fails, agents are cut off, not open. */
+// eslint-disable-next-line max-lines-per-function -- a declarative table of rules, read top to bottom
 export function captureTables(settings: CaptureSettings, family: Family): TableRules[] {
   const s = settings;
   const v4 = family === "ipv4";

@@ -5,7 +5,7 @@ import https from "node:https";
 import type { LookupFunction } from "node:net";
 import tls from "node:tls";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
-import type { Entry, RequestFacts } from "../policy/types.ts";
+import type { Entry, RequestFacts } from "../policy/index.ts";
 import type { Gate } from "./gate.ts";
 import {
   forwardableHeaders,
@@ -202,25 +202,9 @@ export async function handleRequest(
     return;
   }
 
-  let query = normalized.query;
-  let headers: HeaderList = withoutClientClaims(pairHeaders(req.rawHeaders));
-  let patterns: Buffer[] = [];
-  if (injection?.ok === true) {
-    const prepared = injection.injection;
-    headers = forwardableHeaders(headers, [...injectedHeaderNames(injection.credential), "accept-encoding"]);
-    // Identity encoding so reflections of the credential can be found and scrubbed in the body.
-    headers.push(["Accept-Encoding", "identity"]);
-    if (prepared.header) headers.push(prepared.header);
-    if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
-    patterns = prepared.patterns;
-  } else {
-    headers = forwardableHeaders(headers);
-    verdict = { ...verdict, credential: undefined };
-  }
-  const defaultPort = ctx.scheme === "https" ? 443 : 80;
-  const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
-  headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
-  const path = query === "" ? facts.path : `${facts.path}?${query}`;
+  const credentialed = injection?.ok === true ? injection : undefined;
+  if (!credentialed) verdict = { ...verdict, credential: undefined };
+  const { headers, path, patterns } = outgoing(req, facts, normalized.query, credentialed);
   forward(gate, upstreams, req, res, {
     facts,
     path,
@@ -234,6 +218,33 @@ export async function handleRequest(
   });
 }
 
+/**
+ * The request as it leaves: the agent's headers less hop-by-hop ones and client claims, the
+ * credential attached (agent copies removed, identity encoding asked so reflections can be found),
+ * the canonical Host; the normalised path with the rewritten query; the scrub patterns.
+ */
+function outgoing(
+  req: IncomingMessage,
+  facts: RequestFacts,
+  query: string,
+  injection: Extract<ReturnType<Gate["credential"]>, { ok: true }> | undefined,
+): { headers: HeaderList; path: string; patterns: Buffer[] } {
+  let headers: HeaderList = withoutClientClaims(pairHeaders(req.rawHeaders));
+  let patterns: Buffer[] = [];
+  if (injection) {
+    const prepared = injection.injection;
+    headers = forwardableHeaders(headers, [...injectedHeaderNames(injection.credential), "accept-encoding"]);
+    headers.push(["Accept-Encoding", "identity"]);
+    if (prepared.header) headers.push(prepared.header);
+    if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
+    patterns = prepared.patterns;
+  } else headers = forwardableHeaders(headers);
+  const defaultPort = facts.scheme === "https" ? 443 : 80;
+  const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
+  headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
+  return { headers, path: query === "" ? facts.path : `${facts.path}?${query}`, patterns };
+}
+
 interface ForwardPlan {
   facts: RequestFacts;
   path: string;
@@ -244,13 +255,8 @@ interface ForwardPlan {
   onDone: (status: number, bytes: number) => void;
 }
 
-function forward(
-  gate: Gate,
-  upstreams: Upstreams,
-  req: IncomingMessage,
-  res: ServerResponse,
-  plan: ForwardPlan,
-): void {
+/** Options that dial exactly the address the sidecar resolved and checked, with the pools' TLS. */
+function requestOptions(upstreams: Upstreams, plan: ForwardPlan): https.RequestOptions {
   const { facts } = plan;
   const pinned: LookupFunction = (_host, options, callback) => {
     if (options.all === true)
@@ -259,7 +265,7 @@ function forward(
   };
   const secure = facts.scheme === "https";
   const isIpHost = canonicalHost(facts.host).kind === "ip";
-  const options: https.RequestOptions = {
+  return {
     host: facts.host,
     port: facts.port,
     method: facts.method,
@@ -271,6 +277,18 @@ function forward(
     timeout: upstreams.timeoutMs,
     ...(secure && !isIpHost ? { servername: facts.host } : {}),
   };
+}
+
+function forward(
+  gate: Gate,
+  upstreams: Upstreams,
+  req: IncomingMessage,
+  res: ServerResponse,
+  plan: ForwardPlan,
+): void {
+  const { facts } = plan;
+  const secure = facts.scheme === "https";
+  const options = requestOptions(upstreams, plan);
   let bytes = 0;
   let finished = false;
   const done = (status: number): void => {

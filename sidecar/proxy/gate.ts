@@ -16,7 +16,7 @@ import type {
   RequestFacts,
   TunnelDecision,
   TunnelFacts,
-} from "../policy/types.ts";
+} from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
 import type { SidecarMetrics } from "../observe/metrics.ts";
 import type { CertificateAuthority } from "../tls/ca.ts";
