@@ -5,9 +5,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { createAuditLog, type Identity } from "../observe/audit.ts";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { KubeSecrets } from "../proxy/kube-secrets.ts";
+import type { KubeSecrets } from "../proxy/kube-secrets.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
 import { parseListen, type ListenAddress } from "../process/listen.ts";
 import { UsageError } from "../process/usage-error.ts";
@@ -68,7 +67,7 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
   }
   // In a cluster (or with --kubeconfig) credentials come from the API, never from files.
   const log = createAuditLog(flags.identity ?? {}, { level: flags["log-level"] });
-  const apiSecrets = kubeSecretsFrom(flags.kubeconfig, flags.inCluster === true, log);
+  const apiSecrets = await kubeSecretsFrom(flags.kubeconfig, flags.inCluster === true, log);
   const publicKeys = readBundleKeys(flags.bundleKey, flags.bundleKeyEnv);
   const upstreamCa = [...readPemFiles(flags["upstream-ca"]), ...pemFromEnv(flags.upstreamCaEnv)];
   const sidecar: RunningSidecar = await startSidecar({
@@ -170,13 +169,17 @@ function readBundleKeys(path: string | undefined, envName: string | undefined): 
 }
 
 /** A Secret source over the API: from --kubeconfig, or in-cluster when running in a pod. */
-function kubeSecretsFrom(
+async function kubeSecretsFrom(
   kubeconfig: string | undefined,
   inCluster: boolean,
   log: Logger,
-): KubeSecrets | undefined {
+): Promise<KubeSecrets | undefined> {
   if (kubeconfig === undefined && (!inCluster || process.env.KUBERNETES_SERVICE_HOST === undefined))
     return undefined;
+  // Loaded only when Secrets come from the API: the client library costs ~80 MiB of memory that
+  // `airlock run` (Secrets from files) has no use for.
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const { KubeSecrets: Secrets } = await import("../proxy/kube-secrets.ts");
   const config = new KubeConfig();
   try {
     if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
@@ -184,5 +187,5 @@ function kubeSecretsFrom(
   } catch (err) {
     throw new UsageError(`--kubeconfig ${kubeconfig ?? "(in-cluster)"}: ${(err as Error).message}`);
   }
-  return new KubeSecrets(config, log);
+  return new Secrets(config, log);
 }
