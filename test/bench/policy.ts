@@ -10,14 +10,11 @@
 // Prints a Markdown table and adds it, dated with the machine, to the "Policy scale" part of the
 // "Data path throughput" section of docs/benchmarks.md (test/bench/proxy.ts writes the rest).
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import * as prettier from "prettier";
 import { compile, decide, decideTunnel, load } from "../../sidecar/policy/index.ts";
 import type { RequestFacts } from "../../sidecar/policy/types.ts";
-import { ROOT } from "../helpers/cli.ts";
+import { recordBenchmark } from "./record.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
@@ -37,7 +34,6 @@ const collect = (): void => {
 };
 
 const RECORD = !process.argv.includes("--no-record");
-const DOC = join(ROOT, "docs/benchmarks.md");
 const SECTION = "## Data path throughput";
 const PER_POLICY = 250;
 
@@ -198,18 +194,6 @@ function table(rows: Row[]): string {
   ].join("\n");
 }
 
-async function record(block: string): Promise<void> {
-  let doc = readFileSync(DOC, "utf8");
-  if (!doc.includes(`\n${SECTION}\n`)) doc = `${doc.replace(/\n*$/, "\n\n")}${SECTION}\n\n`;
-  const at = doc.indexOf(`\n${SECTION}\n`);
-  const next = doc.indexOf("\n## ", at + SECTION.length + 2);
-  const end = next === -1 ? doc.length : next + 1;
-  const before = doc.slice(0, end).replace(/\n*$/, "\n\n");
-  const text = `${before}${block}${next === -1 ? "" : `\n${doc.slice(end)}`}`;
-  const options = (await prettier.resolveConfig(DOC)) ?? {};
-  writeFileSync(DOC, await prettier.format(text, { ...options, filepath: DOC }));
-}
-
 const rows = [10, 1000, 10_000].map(measure);
 const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
 const nproc = spawnSync("nproc", ["--all"], { encoding: "utf8" }).stdout.trim();
@@ -218,4 +202,4 @@ const block =
   `compile and load: median of 5; decide: 200,000 calls over 1,024 requests (per-call p50 / p99 include ` +
   `the timer's own cost, the mean is of back-to-back calls):\n\n${table(rows)}\n`;
 process.stdout.write(`${block}\n`);
-if (RECORD) await record(block);
+if (RECORD) await recordBenchmark(SECTION, block);

@@ -26,8 +26,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import net from "node:net";
 import { cpus, homedir, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import * as prettier from "prettier";
 import { ROOT } from "../helpers/cli.ts";
+import { recordBenchmark } from "./record.ts";
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(name);
@@ -673,19 +673,6 @@ function plot(): string {
   return ["```text", ...lines, "```"].join("\n");
 }
 
-/** Appends `block` at the end of this section (created at the end of the document if missing). */
-async function record(block: string): Promise<void> {
-  let doc = readFileSync(DOC, "utf8");
-  if (!doc.includes(`\n${SECTION}\n`)) doc = `${doc.replace(/\n*$/, "\n\n")}${SECTION}\n\n`;
-  const at = doc.indexOf(`\n${SECTION}\n`);
-  const next = doc.indexOf("\n## ", at + SECTION.length + 2);
-  const end = next === -1 ? doc.length : next + 1;
-  const before = doc.slice(0, end).replace(/\n*$/, "\n\n");
-  const text = `${before}${block}${next === -1 ? "" : `\n${doc.slice(end)}`}`;
-  const options = (await prettier.resolveConfig(DOC)) ?? {};
-  writeFileSync(DOC, await prettier.format(text, { ...options, filepath: DOC }));
-}
-
 /** Mixed load on one sidecar for `minutes`, its RSS sampled every 10 s. */
 async function soak(p: Peers, dir: string, minutes: number): Promise<string> {
   const a = p.airlock;
@@ -768,7 +755,7 @@ async function main(): Promise<void> {
     const block = `${heading}\n\n${tables(peers)}\n${soakLine !== undefined ? `\n${soakLine}\n` : ""}`;
     process.stdout.write(`${block}\n`);
     if (RECORD) {
-      await record(block);
+      await recordBenchmark(SECTION, block);
       log(`added to ${DOC}`);
     }
   } finally {

@@ -10,14 +10,14 @@
 //   BENCH_TUNNELS (default 2000) tunnels per mix; BENCH_HOLD_MS (default 5000) how long they idle;
 //   BENCH_ROUNDS (default 3) open-idle-close rounds per sidecar process.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type tls from "node:tls";
-import * as prettier from "prettier";
 import { startEchoUpstream, type EchoUpstream } from "../../sidecar/demo/echo-upstream.ts";
 import { ROOT } from "../helpers/cli.ts";
+import { recordBenchmark } from "./record.ts";
 import {
   getOnTunnel,
   INTERCEPT_HOST,
@@ -162,20 +162,6 @@ function table(results: Result[]): string {
   ].join("\n");
 }
 
-/** Adds `block` at the end of the "Idle tunnels" section (other sections may follow it), formatted. */
-async function record(block: string): Promise<void> {
-  const doc = readFileSync(DOC, "utf8");
-  const at = doc.indexOf(`\n${SECTION}\n`);
-  if (at === -1) throw new Error(`${DOC} has no "${SECTION}" section`);
-  const next = doc.indexOf("\n## ", at + SECTION.length + 2);
-  const end = next === -1 ? doc.length : next + 1;
-  const before = doc.slice(0, end).replace(/\n*$/, "\n\n");
-  const text = `${before}${block}${next === -1 ? "" : `\n${doc.slice(end)}`}`;
-  // Formatted as `make lint` wants it (the table's columns aligned).
-  const options = (await prettier.resolveConfig(DOC)) ?? {};
-  writeFileSync(DOC, await prettier.format(text, { ...options, filepath: DOC }));
-}
-
 /** Re-runs this script with `ulimit -n` raised when the current soft limit is too low. */
 function ensureFdLimit(): boolean {
   const { soft, hard } = openFileLimits();
@@ -222,7 +208,7 @@ async function main(): Promise<void> {
     `held ${HOLD_MS / 1000} s, ${ROUNDS} rounds, load average ${load.toFixed(1)} at the start:`;
   const block = `${heading}\n\n${table(results)}\n`;
   process.stdout.write(`${block}\n`);
-  await record(block);
+  await recordBenchmark(SECTION, block);
   log(`added to ${DOC}`);
 }
 
