@@ -107,35 +107,12 @@ function firstMatch(
   return undefined;
 }
 
-/** True when some pattern occurs in `text`, read as latin1 bytes (as Buffer.from(text, "latin1")). */
-function textHasMatch(m: Matcher, text: string): boolean {
-  const length = text.length;
-  const { byFirst, pairs, single } = m;
-  for (let i = 0; i < length; i++) {
-    const b0 = FOLD[text.charCodeAt(i) & 0xff] as number;
-    if (single[b0] === 0) {
-      if (i + 1 >= length) continue;
-      if (pairs[(b0 << 8) | (FOLD[text.charCodeAt(i + 1) & 0xff] as number)] === 0) continue;
-    }
-    const candidates = byFirst[b0];
-    if (candidates === undefined) continue;
-    for (const pattern of candidates) {
-      const n = pattern.length;
-      if (i + n > length) continue;
-      let j = 1;
-      while (j < n && FOLD[text.charCodeAt(i + j) & 0xff] === pattern[j]) j++;
-      if (j === n) return true;
-    }
-  }
-  return false;
-}
-
 /** Replaces every occurrence of any pattern in `text`; returns the new text and how many were replaced. */
 export function scrubText(text: string, patterns: Buffer[]): { text: string; count: number } {
-  // Most header names and values hold no pattern: find that out on the string itself (each
-  // character one latin1 byte, as Buffer.from(text, "latin1") would make it) before copying it.
-  if (!textHasMatch(matcherFor(patterns), text)) return { text, count: 0 };
-  const { output, count } = scrubBuffer(Buffer.from(text, "latin1"), patterns, Infinity);
+  // Most header names and values hold no pattern: look once before building a new string.
+  const bytes = Buffer.from(text, "latin1");
+  if (firstMatch(matcherFor(patterns), bytes, 0, bytes.length) === undefined) return { text, count: 0 };
+  const { output, count } = scrubBuffer(bytes, patterns, Infinity);
   return count === 0 ? { text, count } : { text: output.toString("latin1"), count };
 }
 
