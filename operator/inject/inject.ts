@@ -14,6 +14,7 @@ import {
 } from "./injected.ts";
 import { ensureList, ensureObject, isObject, listOf, nameOf, objectOr, type JsonObject } from "./json.ts";
 import { capabilityName, refusePod } from "./refusals.ts";
+import { withoutApiServerToken } from "./token-volume.ts";
 import { INJECTED, type InjectionConfig, type InjectResult, type PodObject } from "./types.ts";
 
 export { checkEphemeralContainers } from "./refusals.ts";
@@ -31,6 +32,8 @@ const DROPPED = ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID"] as const;
  * where it sits, e.g. "spec.template", so error paths point into the manifest). Pure and
  * idempotent: injecting the result again returns an equal pod with `changed: false`.
  *
+ * 0. The token volume the API server's ServiceAccount admission added is taken out, with its
+ *    mounts (token-volume.ts): the pod is treated as if it had opted out.
  * 1. Refusals first, all of them (refusals.ts): UID/GID 15000, escaping capabilities, privileged,
  *    hostNetwork/hostPID/shareProcessNamespace, Airlock volumes mounted by an agent (token and
  *    scratch at all, trust read-write) or the trust folder taken, Airlock names taken by the pod,
@@ -55,7 +58,8 @@ const DROPPED = ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID"] as const;
  *
  * `config` is trusted (validated by the operator flags or the CLI).
  */
-export function injectPod(pod: PodObject, config: InjectionConfig, at = ""): InjectResult {
+export function injectPod(original: PodObject, config: InjectionConfig, at = ""): InjectResult {
+  const pod = withoutApiServerToken(original);
   const injected =
     typeof objectOr(objectOr(pod["metadata"])?.["annotations"])?.[STATUS_ANNOTATION] === "string";
   const errors = refusePod(pod, at, injected);
@@ -78,7 +82,7 @@ export function injectPod(pod: PodObject, config: InjectionConfig, at = ""): Inj
         : "default";
   const annotations = ensureObject(ensureObject(out, "metadata"), "annotations");
   annotations[STATUS_ANNOTATION] = statusAnnotation(config);
-  return { ok: true, pod: out, changed: !isDeepStrictEqual(out, pod) };
+  return { ok: true, pod: out, changed: !isDeepStrictEqual(out, original) };
 }
 
 // Each step is an upsert, so running it on a wired container changes nothing.
