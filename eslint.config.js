@@ -17,20 +17,20 @@ const POLICY_THROUGH_INDEX = {
 };
 
 // What the operator may import from the sidecar: the policy core's index, the bundle format, the
-// shared constants, the process plumbing, and the DER encoder and X.509 builder
-// (operator/kube/bootstrap-pki.ts).
+// shared constants, the process plumbing, the DER encoder and X.509 builder
+// (operator/kube/bootstrap-pki.ts), and the address classifier (CIDR flags of the injected sidecar).
 const OPERATOR_SIDECAR_SURFACE = {
   regex:
-    "(^|/)sidecar/(?!(policy/index|control/bundle|constants|tls/der|tls/x509)\\.ts$|process/[a-z-]+\\.ts$)",
+    "(^|/)sidecar/(?!(policy/index|control/bundle|constants|tls/der|tls/x509|net/address)\\.ts$|process/[a-z-]+\\.ts$)",
   message:
-    "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/, tls/der.ts and tls/x509.ts",
+    "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/, tls/der.ts, tls/x509.ts and net/address.ts",
 };
 
 // Imported by both sides, so importing neither (sidecar/process, sidecar/tls/der.ts and x509.ts).
 const NEUTRAL = {
   group: ["../*", "**/sidecar/**", "**/operator/**"],
   message:
-    "architecture: sidecar/process (and sidecar/tls/der.ts, sidecar/tls/x509.ts) is neutral, imported by both sides: it imports nothing from the rest of sidecar/ or from operator/",
+    "architecture: sidecar/process (and sidecar/tls/der.ts, sidecar/tls/x509.ts, sidecar/net/address.ts) is neutral, imported by both sides: it imports nothing from the rest of sidecar/ or from operator/",
 };
 
 const NEUTRAL_TLS = {
@@ -88,7 +88,7 @@ export default tseslint.config(
   {
     // Process plumbing both sides use; and the DER encoder and X.509 builder the operator's PKI
     // shares with the CA.
-    files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts", "sidecar/tls/x509.ts"],
+    files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts", "sidecar/tls/x509.ts", "sidecar/net/address.ts"],
     ignores: TESTS,
     rules: { "no-restricted-imports": ["error", { patterns: [NEUTRAL] }] },
   },

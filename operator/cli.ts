@@ -13,12 +13,15 @@ import { OperatorUsageError, parseOperatorFlags, type OperatorFlags } from "./fl
 import { createOperatorMetrics, type OperatorMetrics } from "./metrics.ts";
 import { webhookNames, WEBHOOK_SERVICE } from "./kube/bootstrap-pki.ts";
 import { webhookHandoff } from "./kube/bootstrap-webhook-server.ts";
+import { clusterRoleOwner } from "./kube/owner.ts";
 import { Health } from "./kube/preflight-health.ts";
+import { OPERATOR_CLUSTER_ROLE } from "./kube/preflight.ts";
 import { runOperator, type OperatorOptions } from "./run.ts";
 import { webhookConfigurations } from "./webhook/configurations.ts";
 
 export const OPERATOR_USAGE = `usage: airlock operator [--kubeconfig PATH] [--lease-namespace NS] [--signing-key PEM]
                         [--webhook HOST:PORT] [--webhook-url URL] [--image IMAGE] [--upstream-ca PEM]
+                        [--sidecar-allow-address CIDR]... [--owned-by-clusterrole]
                         [--image-pull-policy P] [--identity NAME] [--control-port N]
                         [--resync SECONDS] [--lease-seconds SECONDS] [--metrics HOST:PORT]
 
@@ -32,12 +35,18 @@ airlock-webhook-tls) in its namespace, creating them when absent.
                          else airlock:VERSION, the package version)
   --image-pull-policy P  Always, IfNotPresent or Never for the injected containers
   --upstream-ca PEM      extra roots injected sidecars trust for upstreams (and give the agent)
+  --sidecar-allow-address CIDR
+                         a non-public range injected sidecars may dial (their --allow-address), e.g.
+                         an in-cluster upstream; repeatable; default: none, all are refused
   --webhook-configurations create|patch
                          create: make airlock-injector/airlock-validator when absent (default);
                          patch: someone else (a Helm chart) owns them, only keep their caBundle
   --webhook-url URL      how the API server reaches the webhook from outside the cluster
                          (https://HOST:PORT); the certificate covers HOST and the webhook
                          configurations use this URL (in a cluster: Service airlock-webhook)
+  --owned-by-clusterrole every object the operator creates (its Secrets and Lease, the sidecars'
+                         Roles and RoleBindings) is owned by ClusterRole airlock-operator, so the
+                         garbage collector deletes them with it (the chart sets this)
   --kubeconfig PATH      kubeconfig to use outside a cluster
   --lease-namespace NS   where the airlock-operator Lease lives (default: env POD_NAMESPACE, else airlock-system)
   --identity NAME        this replica's name in the Lease (default: env POD_NAME, else the host name)
@@ -152,6 +161,7 @@ export async function operatorCommand(argv: string[]): Promise<number> {
         image: flags.image,
         ...(flags.imagePullPolicy !== undefined ? { imagePullPolicy: flags.imagePullPolicy } : {}),
         ...(upstreamCa !== undefined ? { upstreamCa } : {}),
+        ...(flags.sidecarAllowAddresses.length > 0 ? { allowAddresses: flags.sidecarAllowAddresses } : {}),
       },
       log,
     });
@@ -166,6 +176,7 @@ export async function operatorCommand(argv: string[]): Promise<number> {
         flags.webhookConfigurations,
       ),
       leaseNamespace: namespace,
+      ...(flags.ownedByClusterRole ? { owner: clusterRoleOwner(config, OPERATOR_CLUSTER_ROLE) } : {}),
       onBundleKeys: webhook.onBundleKeys.bind(webhook),
       onWebhookTls: webhook.onWebhookTls.bind(webhook),
       health,

@@ -22,6 +22,12 @@ describe("operator flags", function () {
     expect(parse(["--webhook-configurations", "patch"]).webhookConfigurations).to.equal("patch");
   });
 
+  it("--sidecar-allow-address: repeatable CIDRs, none by default", function () {
+    expect(parse([]).sidecarAllowAddresses).to.deep.equal([]);
+    const flags = parse(["--sidecar-allow-address", "10.244.0.7/32", "--sidecar-allow-address", "fd00::/8"]);
+    expect(flags.sidecarAllowAddresses).to.deep.equal(["10.244.0.7/32", "fd00::/8"]);
+  });
+
   it("outside a pod: airlock-system and the host name; AIRLOCK_IMAGE and --image", function () {
     expect(parse([])).to.deep.include({ leaseNamespace: "airlock-system", identity: "node-1" });
     expect(parse([], { AIRLOCK_IMAGE: "reg/airlock:9" }).image).to.equal("reg/airlock:9");
@@ -45,6 +51,11 @@ describe("operator flags", function () {
       name: "unknown webhook-configurations mode",
       argv: ["--webhook-configurations", "adopt"],
       message: /--webhook-configurations/,
+    },
+    {
+      name: "a sidecar address range that is not a CIDR",
+      argv: ["--sidecar-allow-address", "10.0.0.0/33"],
+      message: /--sidecar-allow-address 10\.0\.0\.0\/33/,
     },
   ];
   for (const c of refused)

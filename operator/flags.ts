@@ -3,6 +3,7 @@
 // the flag.
 import { parseArgs } from "node:util";
 import { PORTS } from "../sidecar/constants.ts";
+import { parseCidr } from "../sidecar/net/address.ts";
 import { parseListen, type ListenAddress } from "../sidecar/process/listen.ts";
 import { UsageError } from "../sidecar/process/usage-error.ts";
 
@@ -28,6 +29,10 @@ export interface OperatorFlags {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never" | undefined;
   /** A PEM file of extra upstream roots injected sidecars trust (and give the agent). */
   upstreamCaPath: string | undefined;
+  /** Non-public ranges injected sidecars may dial (`--allow-address` of each sidecar). */
+  sidecarAllowAddresses: string[];
+  /** Objects the operator creates are owned by ClusterRole airlock-operator (garbage-collected with it). */
+  ownedByClusterRole: boolean;
 }
 
 const PULL_POLICIES = ["Always", "IfNotPresent", "Never"] as const;
@@ -54,6 +59,8 @@ export function parseOperatorFlags(
         image: { type: "string", default: env["AIRLOCK_IMAGE"] ?? `airlock:${version}` },
         "image-pull-policy": { type: "string" },
         "upstream-ca": { type: "string" },
+        "sidecar-allow-address": { type: "string", multiple: true, default: [] },
+        "owned-by-clusterrole": { type: "boolean", default: false },
         kubeconfig: { type: "string" },
         "lease-namespace": { type: "string", default: env["POD_NAMESPACE"] ?? "airlock-system" },
         identity: { type: "string", default: env["POD_NAME"] ?? host },
@@ -86,6 +93,10 @@ export function parseOperatorFlags(
   const configurations = values["webhook-configurations"];
   if (configurations !== "create" && configurations !== "patch")
     throw new OperatorUsageError("--webhook-configurations must be create or patch");
+  for (const cidr of values["sidecar-allow-address"]) {
+    const parsed = parseCidr(cidr);
+    if (!parsed.ok) throw new OperatorUsageError(`--sidecar-allow-address ${cidr}: ${parsed.message}`);
+  }
   return {
     signingKeyPath: values["signing-key"],
     kubeconfig: values.kubeconfig,
@@ -101,6 +112,8 @@ export function parseOperatorFlags(
     image: values.image,
     imagePullPolicy: pull as OperatorFlags["imagePullPolicy"],
     upstreamCaPath: values["upstream-ca"],
+    sidecarAllowAddresses: values["sidecar-allow-address"],
+    ownedByClusterRole: values["owned-by-clusterrole"],
   };
 }
 

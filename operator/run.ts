@@ -13,6 +13,7 @@ import type { WebhookConfigurationsBuilder } from "./kube/bootstrap-webhooks.ts"
 import { Bootstrapper } from "./kube/bootstrap.ts";
 import { KubeCluster } from "./kube/cluster.ts";
 import { LeaderElector } from "./kube/leader.ts";
+import type { Owner } from "./kube/owner.ts";
 import { Health, PREFLIGHT } from "./kube/preflight-health.ts";
 import { preflight } from "./kube/preflight.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -48,6 +49,8 @@ export interface OperatorOptions {
   onBundleKeys?(publicKeysPem: string): void;
   /** Called with the webhook's TLS material, on start and on every change. */
   onWebhookTls?(tls: WebhookTlsPem): void;
+  /** The owner of every object the operator creates (default none; see kube/owner.ts). */
+  owner?: Owner;
   /** Re-check delay while something is wrong (default 2 s), and while all is well (default 60 s). */
   preflightRetryMs?: number;
   preflightRecheckMs?: number;
@@ -76,6 +79,7 @@ export function runOperator(options: OperatorOptions): RunningOperator {
   const bootstrapper = new Bootstrapper({
     config: options.config,
     namespace: options.leaseNamespace,
+    ...(options.owner ? { owner: options.owner } : {}),
     ...(options.privateKey ? { signingKey: options.privateKey } : {}),
     ...(options.webhook ? { webhook: options.webhook } : {}),
     leading: () => leading,
@@ -94,6 +98,7 @@ export function runOperator(options: OperatorOptions): RunningOperator {
     namespace: options.leaseNamespace,
     name: "airlock-operator",
     identity: options.identity,
+    ...(options.owner ? { owner: options.owner } : {}),
     ...(options.leaseSeconds === undefined ? {} : { leaseSeconds: options.leaseSeconds }),
     onStartedLeading: () => {
       log?.info({ identity: options.identity }, "started leading");
@@ -137,7 +142,7 @@ function reconcilerSwitch(
   options: OperatorOptions,
   wanted: () => KeyObject | undefined,
 ): () => Promise<void> {
-  const cluster = new KubeCluster(options.config);
+  const cluster = new KubeCluster(options.config, options.owner);
   const { log, metrics } = options;
   let reconciler: Reconciler | undefined;
   let reconcilerKey: KeyObject | undefined;
@@ -168,6 +173,7 @@ function startPreflight(options: OperatorOptions, health: Health, begin: () => v
   const needs = {
     signingSecret: options.privateKey === undefined,
     webhookTls: options.webhook !== undefined,
+    owner: options.owner !== undefined,
   };
   let begun = false;
   let stopped = false;

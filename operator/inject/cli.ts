@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { dump, loadAll } from "js-yaml";
 import { readPublicKeys } from "../../sidecar/control/bundle.ts";
+import { parseCidr } from "../../sidecar/net/address.ts";
 import { isObject, objectOr } from "./json.ts";
 import { injectManifest } from "./manifests.ts";
 import type { InjectionConfig } from "./types.ts";
@@ -14,7 +15,7 @@ const VERSION = (
 
 /** The `--help` text of `airlock inject`. */
 export const INJECT_USAGE = `usage: airlock inject -f FILE|- --bundle-key PEM [--image IMAGE] [--image-pull-policy POLICY]
-                      [--upstream-ca PEM]...
+                      [--upstream-ca PEM]... [--allow-address CIDR]...
 
 Prints the manifests in FILE (multi-document YAML or JSON; - reads stdin) with the Airlock boundary
 injected exactly as the admission webhook injects it: into every Pod and into the pod templates of
@@ -30,7 +31,9 @@ If any manifest must be refused, nothing at all is printed; every reason goes to
   --image IMAGE             the Airlock image for the init container and sidecar (default airlock:${VERSION})
   --image-pull-policy P     Always, IfNotPresent (default) or Never
   --upstream-ca PEM         extra roots the sidecar (and the agent's trust bundle) trusts for
-                            upstreams; repeatable`;
+                            upstreams; repeatable
+  --allow-address CIDR      a non-public range the sidecar may dial (its --allow-address), e.g. an
+                            in-cluster upstream; repeatable; default: none, all are refused`;
 
 /** Raised for bad flags or unreadable input: exit 2 with the message and the usage. */
 export class InjectUsageError extends Error {}
@@ -53,6 +56,7 @@ export function configFromFlags(values: {
   image?: string | undefined;
   "image-pull-policy"?: string | undefined;
   "upstream-ca": string[];
+  "allow-address"?: string[] | undefined;
 }): InjectionConfig {
   const keyPath = values["bundle-key"];
   if (keyPath === undefined)
@@ -77,6 +81,12 @@ export function configFromFlags(values: {
     return text.endsWith("\n") ? text : `${text}\n`;
   });
   if (cas.length > 0) config.upstreamCa = cas.join("");
+  const ranges = values["allow-address"] ?? [];
+  for (const cidr of ranges) {
+    const parsed = parseCidr(cidr);
+    if (!parsed.ok) throw new InjectUsageError(`--allow-address ${cidr}: ${parsed.message}`);
+  }
+  if (ranges.length > 0) config.allowAddresses = ranges;
   return config;
 }
 
@@ -97,6 +107,7 @@ export function injectCommand(argv: string[]): number {
       image: { type: "string" },
       "image-pull-policy": { type: "string" },
       "upstream-ca": { type: "string", multiple: true, default: [] },
+      "allow-address": { type: "string", multiple: true, default: [] },
     },
     strict: true,
   });

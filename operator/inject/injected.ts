@@ -70,6 +70,7 @@ export function initContainer(config: InjectionConfig): JsonObject {
 export function sidecarContainer(config: InjectionConfig): JsonObject {
   const args = ["sidecar", "--bundle-key-env", BUNDLE_KEYS_ENV, "--trust-bundle", TRUST_BUNDLE_PATH];
   if (config.upstreamCa !== undefined) args.push("--upstream-ca-env", UPSTREAM_CA_ENV);
+  for (const cidr of config.allowAddresses ?? []) args.push("--allow-address", cidr);
   return {
     name: INJECTED.sidecar,
     image: config.image,

@@ -18,6 +18,11 @@ export interface InjectionConfig {
   bundlePublicKeys: string;
   /** Extra roots the sidecar trusts for upstreams (PEM), also put in the agent's trust bundle. */
   upstreamCa?: string;
+  /**
+   * Non-public ranges (CIDR text) the sidecar may dial (its `--allow-address`), for upstreams inside
+   * the cluster or the company network. Empty/absent: every non-public address is refused.
+   */
+  allowAddresses?: readonly string[];
   /** Audience of the projected service-account token mounted in the sidecar only. */
   tokenAudience?: string;
   /** Resources of the sidecar container (defaults apply when absent). */

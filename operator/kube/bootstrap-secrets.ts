@@ -3,7 +3,7 @@
 // webhook's CA and serving certificate). The leader creates, rotates and renews them; every replica
 // reads them. Writes are optimistic (resourceVersion): two writers never both win.
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
-import { ApiException, V1Secret, type CoreV1Api } from "@kubernetes/client-node";
+import { ApiException, V1Secret, type CoreV1Api, type V1OwnerReference } from "@kubernetes/client-node";
 import {
   generateSigningKey,
   issueWebhookTls,
@@ -11,6 +11,7 @@ import {
   type WebhookNames,
   type WebhookTlsPem,
 } from "./bootstrap-pki.ts";
+import { owned } from "./owner.ts";
 import { SIGNING_KEY_SECRET, WEBHOOK_TLS_SECRET } from "./preflight.ts";
 
 /** Annotate `airlock-signing-key` with this (any value) to take one rotation step. */
@@ -135,12 +136,13 @@ export async function readSigningKeys(core: CoreV1Api, namespace: string): Promi
 export async function ensureSigningKeys(
   core: CoreV1Api,
   namespace: string,
+  owners: V1OwnerReference[] = [],
 ): Promise<{ keys: SigningKeys; action: SecretAction }> {
   const secret = await readSecret(core, namespace, SIGNING_KEY_SECRET);
   if (secret === undefined) {
     const key = generateSigningKey();
     const body = Object.assign(new V1Secret(), {
-      metadata: { name: SIGNING_KEY_SECRET, namespace, labels: LABELS },
+      metadata: owned({ name: SIGNING_KEY_SECRET, namespace, labels: LABELS }, owners),
       type: "Opaque",
       data: encode({ [SIGNING_KEYS.private]: key.privatePem, [SIGNING_KEYS.public]: key.publicPem }),
     });
@@ -187,6 +189,7 @@ export async function ensureWebhookTls(
   namespace: string,
   names: WebhookNames,
   now = Date.now(),
+  owners: V1OwnerReference[] = [],
 ): Promise<{ tls: WebhookTlsPem; action: SecretAction; reason?: string }> {
   const secret = await readSecret(core, namespace, WEBHOOK_TLS_SECRET);
   const current = tlsFrom(secret?.data);
@@ -197,7 +200,7 @@ export async function ensureWebhookTls(
   const data = encode({ "ca.crt": tls.caCrt, "tls.crt": tls.tlsCrt, "tls.key": tls.tlsKey });
   if (secret === undefined) {
     const body = Object.assign(new V1Secret(), {
-      metadata: { name: WEBHOOK_TLS_SECRET, namespace, labels: LABELS },
+      metadata: owned({ name: WEBHOOK_TLS_SECRET, namespace, labels: LABELS }, owners),
       type: "kubernetes.io/tls",
       data,
     });

@@ -18,6 +18,7 @@ import {
 } from "./bootstrap-secrets.ts";
 import { syncWebhookConfigurations, type WebhookConfigurationsBuilder } from "./bootstrap-webhooks.ts";
 import { watchMetadata } from "./metadata-watch.ts";
+import { NO_OWNER, type Owner } from "./owner.ts";
 import type { Health, Problem } from "./preflight-health.ts";
 import { SIGNING_KEY_SECRET, WEBHOOK_TLS_SECRET } from "./preflight.ts";
 
@@ -26,6 +27,8 @@ export interface BootstrapOptions {
   config: KubeConfig;
   /** The operator's namespace (where the Lease and the Secrets live). */
   namespace: string;
+  /** The owner of the Secrets it creates (default none). */
+  owner?: Owner;
   /** Given with --signing-key: used as is, no Secret is read or written. */
   signingKey?: KeyObject;
   /** Set when the webhook is served: the names its certificate covers, and how to build configurations. */
@@ -58,6 +61,7 @@ export class Bootstrapper {
   readonly #core: CoreV1Api;
   #keysSeen = "";
   #tlsSeen = "";
+  readonly #owner: Owner;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | undefined;
   #again = false;
@@ -66,6 +70,7 @@ export class Bootstrapper {
 
   constructor(options: BootstrapOptions) {
     this.#options = options;
+    this.#owner = options.owner ?? NO_OWNER;
     this.#core = options.config.makeApiClient(CoreV1Api);
   }
 
@@ -158,7 +163,7 @@ export class Bootstrapper {
       const publicPem = createPublicKey(signingKey).export({ type: "spki", format: "pem" }).toString();
       keys = { privateKey: signingKey, publicKeysPem: publicPem };
     } else if (this.#options.leading()) {
-      const ensured = await ensureSigningKeys(this.#core, namespace);
+      const ensured = await ensureSigningKeys(this.#core, namespace, await this.#owner());
       keys = ensured.keys;
       if (ensured.action === "created")
         log?.info(
@@ -188,7 +193,7 @@ export class Bootstrapper {
     const { namespace, log } = this.#options;
     let tls: WebhookTlsPem | undefined;
     if (this.#options.leading()) {
-      const ensured = await ensureWebhookTls(this.#core, namespace, names);
+      const ensured = await ensureWebhookTls(this.#core, namespace, names, Date.now(), await this.#owner());
       tls = ensured.tls;
       if (ensured.action !== "unchanged")
         log?.info(

@@ -19,6 +19,7 @@ import { API_GROUP, API_VERSION, STATUS_ANNOTATION } from "../../sidecar/constan
 import { RBAC_LABEL, RBAC_SIDECAR_SECRETS, type SecretsRole, type SecretsRoleBinding } from "../core/rbac.ts";
 import type { PodInfo, PodPhase, SecretInfo } from "../core/snapshot.ts";
 import { watchMetadata } from "./metadata-watch.ts";
+import { NO_OWNER, owned, type Owner } from "./owner.ts";
 
 /** The annotation the injection webhook sets on a pod it gave the sidecar: present means injected. */
 export const INJECTED_ANNOTATION = STATUS_ANNOTATION;
@@ -123,9 +124,11 @@ export class KubeCluster implements Cluster {
   readonly #custom: CustomObjectsApi;
   readonly #rbac: RbacAuthorizationV1Api;
   readonly #config: KubeConfig;
+  readonly #owner: Owner;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, owner: Owner = NO_OWNER) {
     this.#config = config;
+    this.#owner = owner;
     this.#core = config.makeApiClient(CoreV1Api);
     this.#custom = config.makeApiClient(CustomObjectsApi);
     this.#rbac = config.makeApiClient(RbacAuthorizationV1Api);
@@ -209,20 +212,28 @@ export class KubeCluster implements Cluster {
 
   async putRole(role: SecretsRole): Promise<void> {
     const { namespace, name } = role.metadata;
+    const body = Object.assign(new V1Role(), {
+      ...role,
+      metadata: owned(role.metadata, await this.#owner()),
+    });
     try {
-      await this.#rbac.createNamespacedRole({ namespace, body: Object.assign(new V1Role(), role) });
+      await this.#rbac.createNamespacedRole({ namespace, body });
     } catch (err) {
       if (!isStatus(err, 409)) throw err;
-      await this.#rbac.replaceNamespacedRole({ namespace, name, body: Object.assign(new V1Role(), role) });
+      await this.#rbac.replaceNamespacedRole({ namespace, name, body });
     }
   }
 
   async putRoleBinding(binding: SecretsRoleBinding): Promise<void> {
     const { namespace, name } = binding.metadata;
+    const body = Object.assign(new V1RoleBinding(), {
+      ...binding,
+      metadata: owned(binding.metadata, await this.#owner()),
+    });
     try {
       await this.#rbac.createNamespacedRoleBinding({
         namespace,
-        body: Object.assign(new V1RoleBinding(), binding),
+        body,
       });
       return;
     } catch (err) {
@@ -233,7 +244,7 @@ export class KubeCluster implements Cluster {
       await this.#rbac.replaceNamespacedRoleBinding({
         namespace,
         name,
-        body: Object.assign(new V1RoleBinding(), binding),
+        body,
       });
       return;
     }
@@ -241,7 +252,7 @@ export class KubeCluster implements Cluster {
     await this.deleteRbac("RoleBinding", namespace, name);
     await this.#rbac.createNamespacedRoleBinding({
       namespace,
-      body: Object.assign(new V1RoleBinding(), binding),
+      body,
     });
   }
 

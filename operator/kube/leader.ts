@@ -10,6 +10,7 @@ import {
   V1MicroTime,
   type KubeConfig,
 } from "@kubernetes/client-node";
+import { NO_OWNER, owned, type Owner } from "./owner.ts";
 
 /** Where the Lease lives, who we are, and what to do on gaining or losing leadership. */
 export interface LeaderOptions {
@@ -22,6 +23,8 @@ export interface LeaderOptions {
   leaseSeconds?: number;
   /** How often to try to acquire or renew (default 2 s; keep well under leaseSeconds). */
   retryMs?: number;
+  /** The owner of the Lease when this replica creates it (default none). */
+  owner?: Owner;
   onStartedLeading(): void;
   /** Called once leadership is lost or released; the caller must stop reconciling. */
   onStoppedLeading(): void;
@@ -119,7 +122,7 @@ export class LeaderElector {
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
       const body = Object.assign(new V1Lease(), {
-        metadata: { name, namespace },
+        metadata: owned({ name, namespace }, await (this.#options.owner ?? NO_OWNER)()),
         spec: { ...spec, acquireTime: now, leaseTransitions: 0 },
       });
       await this.#api.createNamespacedLease({ namespace, body });

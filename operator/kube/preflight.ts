@@ -28,6 +28,8 @@ export interface PreflightNeeds {
   signingSecret: boolean;
   /** The webhook is served, so its certificate lives in Secret `airlock-webhook-tls`. */
   webhookTls: boolean;
+  /** What it creates is owned by ClusterRole airlock-operator (--owned-by-clusterrole). */
+  owner: boolean;
 }
 
 /** One permission: `verbs` on `resource` cluster-wide or in the operator's namespace, maybe by name. */
@@ -43,6 +45,8 @@ export interface Access {
 }
 
 const CRD_GROUP = "airlock.dev";
+/** The operator's ClusterRole (operator/rbac/clusterrole.yaml, the chart). */
+export const OPERATOR_CLUSTER_ROLE = "airlock-operator";
 const WEBHOOK_NAMES = [MUTATING_WEBHOOK, VALIDATING_WEBHOOK];
 
 /**
@@ -82,6 +86,14 @@ export const REQUIRED_ACCESS: readonly Access[] = [
       when: "webhookTls",
     },
   ]),
+  {
+    group: "rbac.authorization.k8s.io",
+    resource: "clusterroles",
+    verbs: ["get"],
+    scope: "cluster",
+    names: [OPERATOR_CLUSTER_ROLE],
+    when: "owner",
+  },
   { group: "", resource: "secrets", verbs: ["create"], scope: "namespace" },
   {
     group: "",
