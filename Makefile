@@ -48,6 +48,10 @@ fuzz: $(STAMP) ## Property tests only (*.property.test.ts) at 1,000,000 cases ea
 image: ## Build the image with podman (localhost/airlock:VERSION), smoke-test it, save it for the e2e (docs/image.md)
 	@image/build.sh
 
+.PHONY: e2e
+e2e: $(STAMP) ## End-to-end on a real Kubernetes node built here (root; docs/testing.md)
+	@test/e2e/run.sh
+
 .PHONY: lint
 lint: $(STAMP) ## Type-check, ESLint and Prettier (zero warnings)
 	node_modules/.bin/tsc -p tsconfig.json

