@@ -15,14 +15,21 @@ export interface Candidate {
 /** Above any wildcard's label count (a DNS name has at most 127 labels). */
 export const EXACT_HOST_RANK = 1000;
 
+/** A rule whose host and port match, with its best host rank. */
+export interface HostMatch {
+  readonly entry: IndexedRule;
+  readonly hostRank: number;
+}
+
 /**
- * Rules listing canonical DNS name `name` (exactly or under a wildcard) and `port`, each with
- * its best host rank. Exact lookups are one map hit; wildcards one hit per label of `name`.
+ * Rules listing canonical DNS name `name` (exactly or under a wildcard) and `port`, each once with
+ * its best host rank. Exact lookups are one map hit; wildcards one hit per label of `name`. A
+ * plain array: matches are few (a rule is looked for in it only when it lists a wildcard too).
  */
-export function hostCandidates(index: PolicyIndex, name: string, port: number): Map<IndexedRule, number> {
-  const found = new Map<IndexedRule, number>();
+export function hostCandidates(index: PolicyIndex, name: string, port: number): HostMatch[] {
+  const found: HostMatch[] = [];
   for (const entry of index.exact.get(name) ?? []) {
-    if (entry.ports.has(port)) found.set(entry, EXACT_HOST_RANK);
+    if (entry.ports.has(port)) found.push({ entry, hostRank: EXACT_HOST_RANK });
   }
   // Longest suffix first, so the first rank recorded for a rule is its best. The suffix after the
   // k-th dot is what dropping k labels leaves; its rank is the labels left.
@@ -34,7 +41,8 @@ export function hostCandidates(index: PolicyIndex, name: string, port: number): 
     const entries = index.wildcard.get(name.slice(dot + 1));
     if (entries === undefined) continue;
     for (const entry of entries) {
-      if (entry.ports.has(port) && !found.has(entry)) found.set(entry, left);
+      if (entry.ports.has(port) && !found.some((match) => match.entry === entry))
+        found.push({ entry, hostRank: left });
     }
   }
   return found;

@@ -9,21 +9,48 @@ import type { CompiledPolicy } from "./types.ts";
  * undefined are omitted, as JSON.stringify does. Input must be a JSON tree (no cycles).
  */
 export function canonicalJson(value: unknown): string {
-  if (typeof value === "string" || typeof value === "boolean") return JSON.stringify(value);
-  if (typeof value === "number") return Number.isFinite(value) ? JSON.stringify(value) : "null";
+  // One growing string rather than a string per subtree joined into its parent's: a bundle of
+  // 10,000 rules is ~2 MB of small values, and the per-subtree strings and joins were most of the
+  // hash's time (measured: 41 → 28 ms at 10,000 rules; collecting pieces and joining once: 59).
+  const out = { text: "" };
+  write(value, out);
+  return out.text;
+}
+
+function write(value: unknown, out: { text: string }): void {
+  if (typeof value === "string" || typeof value === "boolean") {
+    out.text += JSON.stringify(value);
+    return;
+  }
+  if (typeof value === "number") {
+    out.text += Number.isFinite(value) ? JSON.stringify(value) : "null";
+    return;
+  }
   // Like JSON.stringify inside arrays: anything that is not JSON (undefined, functions, …) is null.
-  if (value === null || typeof value !== "object") return "null";
+  if (value === null || typeof value !== "object") {
+    out.text += "null";
+    return;
+  }
   if (Array.isArray(value)) {
-    return `[${value.map((item) => canonicalJson(item)).join(",")}]`;
+    out.text += "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.text += ",";
+      write(value[i], out);
+    }
+    out.text += "]";
+    return;
   }
   const record = value as Record<string, unknown>;
-  const parts: string[] = [];
+  let first = true;
+  out.text += "{";
   for (const key of Object.keys(record).sort()) {
     const item = record[key];
     if (item === undefined) continue;
-    parts.push(`${JSON.stringify(key)}:${canonicalJson(item)}`);
+    out.text += (first ? "" : ",") + JSON.stringify(key) + ":";
+    first = false;
+    write(item, out);
   }
-  return `{${parts.join(",")}}`;
+  out.text += "}";
 }
 
 /** `sha256:<hex>` of the canonical JSON of `policy` without its `hash` field. */

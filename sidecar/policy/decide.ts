@@ -4,8 +4,8 @@
 
 import { compareCandidates, hostCandidates, type Candidate } from "./candidates.ts";
 import { isRecord } from "./fields.ts";
-import { canonicalHost, hostMatches, hostPatternString } from "./host.ts";
-import type { IndexedRule, PolicyIndex } from "./load.ts";
+import { canonicalHost, hostMatches, hostPatternString, type CanonicalHost } from "./host.ts";
+import type { PolicyIndex } from "./load.ts";
 import { DEFAULT_METHODS } from "./methods.ts";
 import { pathMatches } from "./path.ts";
 import type { Decision, PolicyReason, RequestFacts, TunnelDecision, TunnelFacts } from "./types.ts";
@@ -17,18 +17,27 @@ const NO_POLICY: Decision = {
     "no policy is loaded yet, so every request is blocked (fail closed); wait for the first valid policy bundle",
 };
 
+/** The facts decide() reads, each of its type. */
+interface CleanFacts {
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  scheme: string;
+}
+
+const text = (value: unknown): string => (typeof value === "string" ? value : "");
+
 // The facts come from the data path; anything malformed is read as a value that matches no rule.
-function sanitize<T extends RequestFacts | TunnelFacts>(facts: T): T {
+function sanitize(facts: RequestFacts | TunnelFacts): CleanFacts {
   const raw: Partial<Record<keyof RequestFacts, unknown>> = isRecord(facts) ? facts : {};
-  const text = (value: unknown): string => (typeof value === "string" ? value : "");
   return {
-    ...raw,
     host: text(raw.host),
     port: typeof raw.port === "number" ? raw.port : 0,
     method: text(raw.method),
     path: text(raw.path),
     scheme: text(raw.scheme),
-  } as T;
+  };
 }
 
 function hostForDisplay(host: string): string {
@@ -42,8 +51,7 @@ function whyMethodMatchesNothing(method: string): string {
   return `; only ${[...DEFAULT_METHODS].join(", ")} can be allowed, and "${method}" is not one of them`;
 }
 
-function whyHostMatchesNothing(host: string): string {
-  const canonical = canonicalHost(host);
+function whyHostMatchesNothing(canonical: CanonicalHost): string {
   if (canonical.kind === "ip") return "; IP literals never match a rule: address the service by its DNS name";
   if (canonical.kind === "invalid") return `; the host is not a valid DNS name (${canonical.message})`;
   return "";
@@ -65,10 +73,10 @@ function enforceOrAudit(index: PolicyIndex, decision: Decision): Decision {
   return relaxed;
 }
 
-function requestCandidates(index: PolicyIndex, name: string | undefined, facts: RequestFacts): Candidate[] {
+function requestCandidates(index: PolicyIndex, name: string | undefined, facts: CleanFacts): Candidate[] {
   if (name === undefined) return [];
   const candidates: Candidate[] = [];
-  for (const [entry, hostRank] of hostCandidates(index, name, facts.port)) {
+  for (const { entry, hostRank } of hostCandidates(index, name, facts.port)) {
     if (!(entry.methods ?? DEFAULT_METHODS).has(facts.method)) continue;
     let pathRank = 0;
     if (entry.paths !== null) {
@@ -80,7 +88,7 @@ function requestCandidates(index: PolicyIndex, name: string | undefined, facts: 
     }
     candidates.push({ entry, hostRank, pathRank });
   }
-  return candidates.sort(compareCandidates);
+  return candidates.length > 1 ? candidates.sort(compareCandidates) : candidates;
 }
 
 /**
@@ -115,7 +123,7 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   const candidates = requestCandidates(index, name, facts);
   const best = candidates[0];
   if (best === undefined) {
-    const why = whyMethodMatchesNothing(facts.method) || whyHostMatchesNothing(facts.host);
+    const why = whyMethodMatchesNothing(facts.method) || whyHostMatchesNothing(canonical);
     const message = `no rule of the loaded policy allows ${target()}${why}; add a rule to an EgressPolicy selecting this pod`;
     return enforceOrAudit(index, block("NoRuleMatched", message));
   }
@@ -167,14 +175,11 @@ export function decideTunnel(index: PolicyIndex | null, tunnelFacts: TunnelFacts
   if (index === null) return { action: "block", decision: { ...NO_POLICY } };
   const facts = sanitize(tunnelFacts);
   const canonical = canonicalHost(facts.host);
-  const matches =
-    canonical.kind === "name"
-      ? hostCandidates(index, canonical.name, facts.port)
-      : new Map<IndexedRule, number>();
-  const candidates: Candidate[] = [...matches].map(([entry, hostRank]) => ({ entry, hostRank, pathRank: 0 }));
+  const matches = canonical.kind === "name" ? hostCandidates(index, canonical.name, facts.port) : [];
+  const candidates: Candidate[] = matches.map(({ entry, hostRank }) => ({ entry, hostRank, pathRank: 0 }));
   if (candidates.length === 0) {
     const target = `${hostForDisplay(facts.host)}:${facts.port}`;
-    const message = `no rule of the loaded policy allows ${target}${whyHostMatchesNothing(facts.host)}; add a rule to an EgressPolicy selecting this pod`;
+    const message = `no rule of the loaded policy allows ${target}${whyHostMatchesNothing(canonical)}; add a rule to an EgressPolicy selecting this pod`;
     const decision = enforceOrAudit(index, block("NoRuleMatched", message));
     return decision.outcome === "block" ? { action: "block", decision } : { action: "passthrough", decision };
   }

@@ -89,11 +89,31 @@ function canonicalIPv6(inner: string, raw: string): CanonicalHost {
 }
 
 /**
+ * Hosts seen recently, canonicalised: an agent talks to a handful of hosts, so nearly every request
+ * is one Map hit instead of the character screen and the DNS-name test. Bounded (emptied when
+ * full); only host-sized inputs are kept; the results are frozen, so no caller can alter another's.
+ */
+const RECENT = new Map<string, CanonicalHost>();
+const RECENT_LIMIT = 1024;
+const RECENT_MAX_INPUT = MAX_NAME_LENGTH + 2;
+
+/**
  * Canonicalises a host as it arrives (Host header without port, SNI, CONNECT target, URL host):
  * names lower-cased without one trailing dot; IP literals in canonical form, in every spelling
  * WHATWG URL accepts (`127.1`, `0x7f000001`, `[::ffff:127.0.0.1]`, …). Never throws.
  */
 export function canonicalHost(raw: string): CanonicalHost {
+  const seen = RECENT.get(raw);
+  if (seen !== undefined) return seen;
+  const result = Object.freeze(canonicalise(raw));
+  if (typeof raw === "string" && raw.length <= RECENT_MAX_INPUT) {
+    if (RECENT.size >= RECENT_LIMIT) RECENT.clear();
+    RECENT.set(raw, result);
+  }
+  return result;
+}
+
+function canonicalise(raw: string): CanonicalHost {
   if (typeof raw !== "string") return { kind: "invalid", message: "host must be a string" };
   if (raw === "") return { kind: "invalid", message: "host is empty; send a host name" };
   // Screened before URL ever sees the input: URL would percent-decode, apply IDNA, strip userinfo.
@@ -131,13 +151,14 @@ export type HostPatternResult = { ok: true; value: HostPattern } | { ok: false; 
 
 const WILDCARD_EXAMPLE = '"*.example.com"';
 
-function ipPatternMessage(raw: string): string | undefined {
+// Policy patterns use canonicalise directly: they are parsed once per compile, and 10,000
+// distinct names would only churn the data path's cache of recent hosts.
+function ipPatternMessage(raw: string, whole: CanonicalHost): string | undefined {
   const slash = raw.indexOf("/");
-  if (slash >= 0 && canonicalHost(raw.slice(0, slash)).kind === "ip") {
+  if (slash >= 0 && canonicalise(raw.slice(0, slash)).kind === "ip") {
     return `"${raw}" is a CIDR; IP literals and CIDRs are not hosts; name the host`;
   }
-  if (canonicalHost(raw).kind === "ip")
-    return `"${raw}" is an IP literal; IP literals are not hosts; name the host`;
+  if (whole.kind === "ip") return `"${raw}" is an IP literal; IP literals are not hosts; name the host`;
   return undefined;
 }
 
@@ -150,7 +171,8 @@ export function parseHostPattern(raw: string): HostPatternResult {
     return { ok: false, message: 'host is empty; name a host such as "api.example.com"' };
   }
   if (raw === "*") return { ok: false, message: `"*" is not a host; use ${WILDCARD_EXAMPLE}` };
-  const ipMessage = ipPatternMessage(raw);
+  const whole = canonicalise(raw);
+  const ipMessage = ipPatternMessage(raw, whole);
   if (ipMessage !== undefined) return { ok: false, message: ipMessage };
   if (raw.includes("/")) return { ok: false, message: `"${raw}" is not a host; put paths in "paths"` };
   if (raw.includes(":")) return { ok: false, message: `"${raw}" is not a host; put ports in "ports"` };
@@ -175,7 +197,7 @@ export function parseHostPattern(raw: string): HostPatternResult {
         message: `"${raw}" is not a valid wildcard; '*' may only be a whole first label followed by '.'; use ${suggestion}`,
       };
     }
-    const parsed = canonicalHost(suffix);
+    const parsed = canonicalise(suffix);
     if (parsed.kind === "ip")
       return { ok: false, message: `"${raw}" wildcards an IP literal; name the host` };
     if (parsed.kind === "invalid") return { ok: false, message: parsed.message };
@@ -188,7 +210,7 @@ export function parseHostPattern(raw: string): HostPatternResult {
     return { ok: true, value: { kind: "wildcard", suffix } };
   }
 
-  const parsed = canonicalHost(raw);
+  const parsed = whole;
   if (parsed.kind === "invalid") return { ok: false, message: parsed.message };
   if (parsed.kind === "ip") return { ok: false, message: `"${raw}" is an IP literal; name the host` };
   return { ok: true, value: { kind: "exact", name: parsed.name } };
