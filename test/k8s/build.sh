@@ -105,7 +105,9 @@ build_control_plane() {
     for m in $staging; do echo "  $m => $m v0.${KUBERNETES_VERSION#1.}"; done
     echo ")"
   } >"$work/go.mod"
-  local pkgs=("$@")
+  local pkgs=("$@") names
+  # What to call them: the last path element, and etcd for its module root (…/server/v3).
+  names=$(printf '%s\n' "${pkgs[@]}" | sed -e 's#^go\.etcd\.io/etcd/server/v3$#etcd#' -e 's#.*/##' | paste -sd' ')
   say "downloading the modules both binaries need"
   local total
   total=$(cd "$work" && "$go" list -deps "${pkgs[@]}" | grep -c .) ||
@@ -119,13 +121,13 @@ build_control_plane() {
     ldflags+=" -X $p.gitTreeState=archive -X $p.buildDate=${date:-1970-01-01T00:00:00Z}"
   done
   ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd_v"
-  say "building ${pkgs[*]##*/} ($total packages; cold build: several minutes, warm: seconds)…"
+  say "building $names ($total packages; cold build: several minutes, warm: seconds)…"
   mkdir -p "$work/bin"
   # With pipefail, the pipeline fails exactly when go build does.
   if ! (cd "$work" && "$go" build -v -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}" 2>&1) |
     count_packages "$total" "$work/errors"; then
     [ -f "$work/errors" ] && tail -n 60 "$work/errors" >&2
-    fail "go build of ${pkgs[*]##*/} failed (errors above)"
+    fail "go build of $names failed (errors above)"
   fi
   mkdir -p "$out"
   # The etcd main package is its module root: go names the binary after the path's last
