@@ -55,8 +55,18 @@ teardown() {
   fi
 }
 cleanup_failed=0
+suite_pid=
+interrupted() {
+  trap - INT TERM
+  echo "e2e: interrupted; stopping the suite and the node" >&2
+  [ -z "$suite_pid" ] || kill "$suite_pid" 2>/dev/null
+  teardown
+  trap - EXIT
+  summary 0 1
+  exit 130
+}
 trap 'teardown' EXIT
-trap 'exit 130' INT TERM
+trap 'interrupted' INT TERM
 
 logs=$(mktemp -d /tmp/airlock-e2e-logs.XXXXXX)
 
@@ -90,8 +100,16 @@ export AIRLOCK_E2E_PROMETHEUS=${AIRLOCK_E2E_PROMETHEUS:-$(command -v prometheus 
 export AIRLOCK_E2E_PROMTOOL=${AIRLOCK_E2E_PROMTOOL:-$(command -v promtool || true)}
 mkdir -p "$AIRLOCK_E2E_HELM_HOME"
 report=$logs/mocha.txt
+# In the background, so that a signal reaches the trap at once (bash runs traps only between
+# commands, and `wait` is one that a signal interrupts).
 node_modules/.bin/mocha --no-config --require test/helpers/root-hooks.ts --extension ts --timeout 600000 \
-  --reporter spec 'test/e2e/*.e2e.ts' 2>&1 | tee "$report"
+  --reporter spec 'test/e2e/*.e2e.ts' >"$report" 2>&1 &
+suite_pid=$!
+tail -n +1 -f --pid "$suite_pid" "$report" &
+tail_pid=$!
+wait "$suite_pid"
+suite_pid=
+wait "$tail_pid"
 passed=$(grep -Eo '^ +[0-9]+ passing' "$report" | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ +[0-9]+ failing' "$report" | grep -Eo '[0-9]+' || echo 0)
 pending=$(grep -Eo '^ +[0-9]+ pending' "$report" | grep -Eo '[0-9]+' || echo 0)
