@@ -6,7 +6,7 @@
 // GET only).
 
 import type { Logger } from "pino";
-import { statusOf, statusUpdate, statusEqual, type DesiredStatus } from "./core/conditions.ts";
+import { jsonEqual, statusOf, statusUpdate, type DesiredStatus } from "./core/conditions.ts";
 import { desiredState, type DesiredState } from "./core/desired.ts";
 import { WorkQueue } from "./core/queue.ts";
 import { grantsFromRoles } from "./core/rbac.ts";
@@ -49,7 +49,7 @@ function sameRbac(existing: unknown, desired: object, fields: readonly string[])
     const m = (o.metadata ?? {}) as { labels?: unknown; annotations?: unknown };
     return { labels: m.labels, annotations: m.annotations };
   };
-  return statusEqual(meta(e), meta(d)) && fields.every((f) => statusEqual(e[f] ?? null, d[f] ?? null));
+  return jsonEqual(meta(e), meta(d)) && fields.every((f) => jsonEqual(e[f] ?? null, d[f] ?? null));
 }
 
 /** Reconciles namespaces until stopped. Create, `start()`, and `stop()` on shutdown. */

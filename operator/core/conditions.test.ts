@@ -3,7 +3,7 @@ import {
   joinMessages,
   MAX_MESSAGE,
   mergeConditions,
-  statusEqual,
+  jsonEqual,
   statusUpdate,
   type DesiredCondition,
   type DesiredStatus,
@@ -112,10 +112,10 @@ describe("mergeConditions", () => {
   });
 });
 
-describe("statusEqual", () => {
+describe("jsonEqual", () => {
   it("ignores key order and undefined fields, not array order", () => {
-    expect(statusEqual({ a: 1, b: [1, 2], c: undefined }, { b: [1, 2], a: 1 })).to.equal(true);
-    expect(statusEqual({ b: [1, 2] }, { b: [2, 1] })).to.equal(false);
+    expect(jsonEqual({ a: 1, b: [1, 2], c: undefined }, { b: [1, 2], a: 1 })).to.equal(true);
+    expect(jsonEqual({ b: [1, 2] }, { b: [2, 1] })).to.equal(false);
   });
 });
 

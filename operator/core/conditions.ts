@@ -81,8 +81,11 @@ export function mergeConditions(
   return [...kept, ...added];
 }
 
-/** Deep equality of two JSON statuses, ignoring key order and undefined fields. */
-export function statusEqual(a: unknown, b: unknown): boolean {
+/**
+ * Deep equality of two JSON values, ignoring key order and undefined fields: a `.status` against the
+ * desired one, and the labels, annotations, rules, roleRef and subjects of Roles and RoleBindings.
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
@@ -104,7 +107,7 @@ export function statusUpdate<S extends DesiredStatus>(
   const oldConditions =
     typeof old === "object" && old !== null ? (old as { conditions?: unknown }).conditions : undefined;
   const next = { ...desired, conditions: mergeConditions(oldConditions, desired.conditions, now) };
-  return statusEqual(old, next) ? undefined : next;
+  return jsonEqual(old, next) ? undefined : next;
 }
 
 /** The `.status` of a raw object, for statusUpdate. */

@@ -3,7 +3,6 @@ import { assertNoStaleGoldens, expectGolden } from "../../test/helpers/golden.ts
 import {
   captureRules,
   captureTables,
-  encodedAddress,
   formatDryRun,
   hookRules,
   parseListing,
@@ -133,20 +132,6 @@ describe("capture rules", () => {
         }
       });
     }
-  });
-
-  describe("original-port encoding", () => {
-    const table = [
-      { port: 80, want: "127.0.0.80" },
-      { port: 443, want: "127.0.1.187" },
-      { port: 256, want: "127.0.1.0" },
-      { port: 8443, want: "127.0.32.251" },
-      { port: 65535, want: "127.0.255.255" },
-    ];
-    for (const { port, want } of table)
-      it(`${port} → ${want}`, () => {
-        expect(encodedAddress(port)).to.equal(want);
-      });
   });
 
   describe("option checks", () => {

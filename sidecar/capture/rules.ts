@@ -6,6 +6,7 @@
 // previous run left are deleted (`-D`, from a listing of the current state) before being inserted
 // again, so there is always exactly one, first. Nothing outside our chains is flushed.
 import { PORTS, SIDECAR_UID } from "../constants.ts";
+import { encodedAddress } from "./port-address.ts";
 
 /** What `airlock init` captures; every field defaults to DESIGN.md §3 (constants.ts). */
 export interface CaptureOptions {
@@ -111,11 +112,6 @@ export function resolveCaptureOptions(
 
 function isPort(port: number): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535;
-}
-
-/** The loopback address that carries original port `port` to the transparent listener (443 → 127.0.1.187). */
-export function encodedAddress(port: number): string {
-  return `127.0.${port >> 8}.${port & 255}`;
 }
 
 /** Our tables for one family, filter first: if the nat commit then fails, agents are cut off, not open. */

@@ -1,7 +1,7 @@
 // The audit log: one JSON line per decision on stdout (pino). Credential *names* only, never
 // values; paths without their query string (a query may carry a key).
 import type { Logger } from "pino";
-import type { Entry, Outcome } from "../policy/index.ts";
+import type { Entry, Outcome, PolicyReason } from "../policy/index.ts";
 import { createLogger, type LoggerOptions } from "../process/logger.ts";
 
 /** One decision as the audit log records it. */
@@ -16,7 +16,8 @@ export interface AuditRecord {
   path?: string;
   outcome: Outcome;
   reason: string;
-  auditReason?: string;
+  /** With reason AuditWouldBlock: the reason Enforce mode would have blocked with. */
+  auditReason?: PolicyReason;
   policy?: string;
   rule?: string;
   credential?: string;

@@ -1,25 +1,23 @@
-// The listeners of the data path. Every entry — explicit HTTP, CONNECT, and (later) the
-// transparent listener — ends in the same two places: handleRequest for each HTTP request, and
+// The listeners of the data path. Every entry — explicit HTTP, CONNECT, and the transparent
+// listener — ends in the same two places: handleRequest for each HTTP request, and
 // handleStream for a byte stream whose protocol is found by peeking at its first bytes.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
+import { capturedPort } from "../capture/port-address.ts";
+import { isLocalAddress } from "../net/local-address.ts";
 import { canonicalHost } from "../policy/index.ts";
 import type { Entry } from "../policy/index.ts";
 import { parseClientHello, sniffHttp } from "../tls/client-hello.ts";
 import { blockAnswer, clientErrorAnswer, rawAnswer, sendRawAnswer, tlsRefusal } from "./answers.ts";
 import type { Gate } from "./gate.ts";
 import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
-import { capturedPort, isLocalAddress } from "./local-address.ts";
 import { PipelineGate } from "./pipeline.ts";
 import { passthrough } from "./passthrough.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
 import { parseAuthority } from "./target.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
-
-// Importers of the boundary have always found these here.
-export { capturedPort, isLocalAddress } from "./local-address.ts";
 
 /** Limits that keep one slow or hostile connection from affecting others. */
 export interface BoundaryLimits {
@@ -45,6 +43,16 @@ const DEFAULT_LIMITS: BoundaryLimits = {
   maxInFlightPerConnection: 16,
   maxQueuedPerConnection: 256,
 };
+
+/** How a raw stream reached the boundary, for deciding it by its first bytes (`handleStream`). */
+export interface StreamOptions {
+  entry: Entry;
+  /** The name and port the stream was opened for (CONNECT); its SNI or Host must equal them. */
+  bound?: { host: string; port: number };
+  /** The port the agent dialled: the CONNECT port, or the one the capture rules recorded. */
+  port: number;
+  client?: string | undefined;
+}
 
 /** The data path of one sidecar: servers, tunnel handling, shared upstream pools. */
 export class Boundary {
@@ -225,16 +233,7 @@ export class Boundary {
    * interception), HTTP/1.x request by request, anything else refused. `bound` is the name the
    * stream was opened for (CONNECT); the SNI or Host must equal it.
    */
-  handleStream(
-    socket: Socket,
-    head: Buffer,
-    options: {
-      entry: Entry;
-      bound?: { host: string; port: number };
-      port: number;
-      client?: string | undefined;
-    },
-  ): void {
+  handleStream(socket: Socket, head: Buffer, options: StreamOptions): void {
     let buffered = head;
     let decided = false;
     const timer = setTimeout(() => {
@@ -295,11 +294,7 @@ export class Boundary {
     socket.resume();
   }
 
-  #onHttp(
-    socket: Socket,
-    buffered: Buffer,
-    options: { entry: Entry; bound?: { host: string; port: number }; port: number },
-  ): void {
+  #onHttp(socket: Socket, buffered: Buffer, options: StreamOptions): void {
     const wrapped = new PrefixedSocket(socket, buffered);
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-http";
     // A captured connection is bound to the port the agent dialled; its Host names the rest.
@@ -308,17 +303,7 @@ export class Boundary {
     this.#inner.emit("connection", wrapped);
   }
 
-  #onTls(
-    socket: Socket,
-    buffered: Buffer,
-    sniRaw: string | null,
-    options: {
-      entry: Entry;
-      bound?: { host: string; port: number };
-      port: number;
-      client?: string | undefined;
-    },
-  ): void {
+  #onTls(socket: Socket, buffered: Buffer, sniRaw: string | null, options: StreamOptions): void {
     const entry: Entry = options.entry === "connect" ? "connect" : "transparent-tls";
     const refuse = (verdict: Verdict, host: string): void => {
       socket.end(tlsRefusal());

@@ -5,7 +5,8 @@ import https from "node:https";
 import type { LookupFunction } from "node:net";
 import tls from "node:tls";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
-import type { Entry, RequestFacts } from "../policy/index.ts";
+import type { RequestFacts } from "../policy/index.ts";
+import type { AuditRecord } from "../observe/audit.ts";
 import type { Gate } from "./gate.ts";
 import {
   forwardableHeaders,
@@ -16,7 +17,7 @@ import {
   type HeaderList,
 } from "./inject.ts";
 import { relayedResponse, sendRelayed } from "./response.ts";
-import { headerValues, parseAbsoluteTarget, parseAuthority } from "./target.ts";
+import { requestTarget, type TargetContext } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
 import {
   blockVerdict,
@@ -27,15 +28,8 @@ import {
   type Verdict,
 } from "./verdict.ts";
 
-/** How the connection a request arrived on was established. */
-export interface ConnContext {
-  entry: Entry;
-  scheme: "http" | "https";
-  /**
-   * What the connection is bound to: the CONNECT target or SNI name (host), and the port it was
-   * opened to (port; from CONNECT or the capture rules). Each request on it must match both.
-   */
-  bound?: { host?: string; port: number };
+/** How the connection a request arrived on was established, and who opened it. */
+export interface ConnContext extends TargetContext {
   client?: string;
 }
 
@@ -64,75 +58,6 @@ export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams 
   };
 }
 
-type Target =
-  { ok: true; host: string; port: number; pathAndQuery: string } | { ok: false; verdict: Verdict };
-
-/** Reduces the request's addressing to one host and port; any disagreement is a block. */
-function requestTarget(req: IncomingMessage, ctx: ConnContext): Target {
-  const invalid = (message: string): Target => ({
-    ok: false,
-    verdict: blockVerdict("InvalidRequest", message),
-  });
-  const hosts = headerValues(req.rawHeaders, "host");
-  if (hosts.length > 1) return invalid("more than one Host header");
-  const defaultPort = ctx.scheme === "https" ? 443 : 80;
-  const url = req.url ?? "";
-  let authorityText: string;
-  let pathAndQuery: string;
-  if (url.startsWith("/")) {
-    if (ctx.entry === "http")
-      return invalid("send requests to the proxy in absolute form (http://host/path)");
-    if (hosts[0] === undefined) return invalid("missing Host header");
-    authorityText = hosts[0];
-    pathAndQuery = url;
-  } else {
-    const absolute = parseAbsoluteTarget(url);
-    if (!absolute.ok) return invalid(absolute.message);
-    if (absolute.value.scheme !== ctx.scheme)
-      return invalid(
-        `an ${absolute.value.scheme}:// target on an ${ctx.scheme} connection; use CONNECT for https`,
-      );
-    const { host, port } = absolute.value.authority;
-    authorityText = port === undefined ? host : `${host.includes(":") ? `[${host}]` : host}:${port}`;
-    pathAndQuery = absolute.value.pathAndQuery;
-    const hostHeader = hosts[0];
-    if (hostHeader !== undefined && !sameAuthority(hostHeader, authorityText, defaultPort))
-      return {
-        ok: false,
-        verdict: blockVerdict("HostMismatch", "the Host header differs from the request URI"),
-      };
-  }
-  const authority = parseAuthority(authorityText);
-  if (!authority.ok) return invalid(authority.message);
-  const canonical = canonicalHost(authority.value.host);
-  if (canonical.kind === "invalid") return invalid(canonical.message);
-  const host = canonical.kind === "ip" ? canonical.address : canonical.name;
-  const port = authority.value.port ?? defaultPort;
-  if (ctx.bound && ((ctx.bound.host !== undefined && ctx.bound.host !== host) || ctx.bound.port !== port))
-    return {
-      ok: false,
-      verdict: blockVerdict(
-        "HostMismatch",
-        `Host ${host}:${port} differs from the connection's target ${ctx.bound.host ?? "(captured)"}:${ctx.bound.port}`,
-      ),
-    };
-  return { ok: true, host, port, pathAndQuery };
-}
-
-function sameAuthority(a: string, b: string, defaultPort: number): boolean {
-  const pa = parseAuthority(a);
-  const pb = parseAuthority(b);
-  if (!pa.ok || !pb.ok) return false;
-  const ca = canonicalHost(pa.value.host);
-  const cb = canonicalHost(pb.value.host);
-  const name = (c: typeof ca): string => (c.kind === "ip" ? c.address : c.kind === "name" ? c.name : "");
-  return (
-    ca.kind !== "invalid" &&
-    name(ca) === name(cb) &&
-    (pa.value.port ?? defaultPort) === (pb.value.port ?? defaultPort)
-  );
-}
-
 /** Handles one request end to end. Never throws; every failure becomes an answer to the agent. */
 export async function handleRequest(
   gate: Gate,
@@ -145,17 +70,15 @@ export async function handleRequest(
   const base = { entry: ctx.entry, method: req.method ?? "", client: ctx.client };
   const target = requestTarget(req, ctx);
   if (!target.ok) {
-    const host = ctx.bound?.host ?? "";
-    sendBlock(res, target.verdict, undefined, true);
-    gate.record(target.verdict, { ...base, host, port: ctx.bound?.port ?? 0, status: res.statusCode });
+    const bound = { host: ctx.bound?.host ?? "", port: ctx.bound?.port ?? 0 };
+    refuseUndecidable(gate, res, blockVerdict(target.reason, target.message), { ...base, ...bound });
     return;
   }
   const normalized = normalizePath(target.pathAndQuery);
   const record = { ...base, host: target.host, port: target.port };
   if (!normalized.ok) {
     const verdict = blockVerdict("InvalidRequest", `bad path: ${normalized.message}`);
-    sendBlock(res, verdict, target.host, true);
-    gate.record(verdict, { ...record, status: res.statusCode });
+    refuseUndecidable(gate, res, verdict, record, target.host);
     return;
   }
   const facts: RequestFacts = {
@@ -209,7 +132,7 @@ export async function handleRequest(
     facts,
     path,
     headers,
-    address: resolved.addresses[0] as DialAddress,
+    address: resolved.addresses[0],
     patterns,
     credential: verdict.credential,
     onDone: (status, bytes) => {
@@ -218,10 +141,22 @@ export async function handleRequest(
   });
 }
 
+/** Answers a request that cannot be reduced to facts (the connection then closes) and records it. */
+function refuseUndecidable(
+  gate: Gate,
+  res: ServerResponse,
+  verdict: Verdict,
+  record: Omit<AuditRecord, "outcome" | "reason">,
+  host?: string,
+): void {
+  sendBlock(res, verdict, host, true);
+  gate.record(verdict, { ...record, status: res.statusCode });
+}
+
 /**
- * The request as it leaves: the agent's headers less hop-by-hop ones and client claims, the
- * credential attached (agent copies removed, identity encoding asked so reflections can be found),
- * the canonical Host; the normalised path with the rewritten query; the scrub patterns.
+ * The request as it leaves: the agent's headers less client claims and those that never cross the
+ * proxy, the credential attached (agent copies removed, identity encoding asked so reflections can
+ * be found), the canonical Host; the normalised path with the rewritten query; the scrub patterns.
  */
 function outgoing(
   req: IncomingMessage,

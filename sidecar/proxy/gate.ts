@@ -22,7 +22,7 @@ import type { SidecarMetrics } from "../observe/metrics.ts";
 import type { CertificateAuthority } from "../tls/ca.ts";
 import { prepareInjection, unsafeValueReason, type PreparedInjection } from "./inject.ts";
 import type { Resolver, ResolveResult } from "./resolve.ts";
-import type { SecretSource } from "./secrets.ts";
+import type { SecretFailure, SecretSource } from "./secrets.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
 /** Everything a gate is built from. */
@@ -37,6 +37,14 @@ export interface GateOptions {
   /** True for an address:port that is one of the sidecar's own listeners (no proxy recursion). */
   isSelf?: (address: string, port: number) => boolean;
 }
+
+/**
+ * Why a credential could not be attached: the `reason` label of airlock_credential_errors_total
+ * (stable). NotCompiled: not in the loaded policy; SecretMissing, KeyMissing: see SecretFailure;
+ * InvalidValue: the value would split the request (unsafeValueReason). The verdict's reason is
+ * CredentialUnavailable for each.
+ */
+export type CredentialFailure = "NotCompiled" | SecretFailure | "InvalidValue";
 
 /** A credential ready to attach, or the block verdict that replaces it. */
 export type CredentialResult =
@@ -156,7 +164,7 @@ export class Gate {
   /** Resolves the value of credential `id` now (a rotated Secret is used on the next request). */
   credential(id: string): CredentialResult {
     const credential = this.#index?.policy.credentials[id];
-    const fail = (reason: string, message: string): CredentialResult => {
+    const fail = (reason: CredentialFailure, message: string): CredentialResult => {
       this.metrics.credentialErrors.inc({ credential: id, reason });
       return { ok: false, verdict: { ...blockVerdict("CredentialUnavailable", message), credential: id } };
     };

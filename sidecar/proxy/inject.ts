@@ -4,17 +4,30 @@ import type { CompiledCredential } from "../policy/index.ts";
 import { encodedForms } from "./scrub-forms.ts";
 import { scrubPatterns } from "./scrub.ts";
 
-/** Headers that describe one hop and never cross the proxy (RFC 9110 §7.6.1, plus proxy ones). */
-const HOP_BY_HOP = new Set([
+/**
+ * Headers that never cross the proxy, in either direction. Most describe one hop (RFC 9110
+ * §7.6.1); the proxy-* ones are addressed to a proxy; Host is rewritten, not hop-by-hop.
+ */
+const NEVER_FORWARDED = new Set([
+  // Hop-by-hop: about this connection only (the headers it names are dropped too).
   "connection",
+  // Hop-by-hop: this connection's keep-alive parameters.
   "keep-alive",
+  // The Connection header old clients send a proxy: hop-by-hop in practice.
   "proxy-connection",
+  // The agent's credentials for a proxy: never the upstream's to see (THREATS, "Credentials").
   "proxy-authorization",
+  // A proxy's challenge to its client: an upstream's would ask the agent for proxy credentials.
   "proxy-authenticate",
+  // Hop-by-hop: the transfer-codings this connection accepts; Node frames each side itself.
   "te",
+  // Announces trailers, which the sidecar never relays.
   "trailer",
+  // Hop-by-hop framing: Node frames the body again on each side.
   "transfer-encoding",
+  // A protocol switch on this connection: upgrades are refused (they cannot be policed per request).
   "upgrade",
+  // Not hop-by-hop: the sidecar writes the canonical Host of the target it decided on itself.
   "host",
 ]);
 
@@ -29,11 +42,11 @@ export function pairHeaders(raw: string[]): HeaderList {
 }
 
 /**
- * Drops hop-by-hop headers, every header the Connection header names, and `extraDrop` (lower-case
- * names), case-insensitively and for every duplicate.
+ * Drops the headers that never cross the proxy (NEVER_FORWARDED), every header the Connection
+ * header names, and `extraDrop` (lower-case names), case-insensitively and for every duplicate.
  */
 export function forwardableHeaders(headers: HeaderList, extraDrop: Iterable<string> = []): HeaderList {
-  const drop = new Set(HOP_BY_HOP);
+  const drop = new Set(NEVER_FORWARDED);
   for (const name of extraDrop) drop.add(name.toLowerCase());
   for (const [name, value] of headers) {
     if (name.toLowerCase() !== "connection") continue;

@@ -42,7 +42,6 @@ export function passthrough(
       return;
     }
     const address = resolved.addresses[0];
-    if (!address) return;
     // A tunnel may live for hours: its decision is recorded when it is made, not when it ends.
     gate.record(decision, { ...record, durationMs: performance.now() - started });
     const upstream = net.connect({ host: address.address, port, family: address.family, noDelay: true });

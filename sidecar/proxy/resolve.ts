@@ -10,9 +10,12 @@ export interface DialAddress {
   family: 4 | 6;
 }
 
+/** Checked addresses to dial, never none: a name without one is a failure, not an empty success. */
+export type Addresses = readonly [DialAddress, ...DialAddress[]];
+
 /** The result of resolving and checking a name. */
 export type ResolveResult =
-  { ok: true; addresses: DialAddress[] } | { ok: false; kind: "forbidden" | "unresolvable"; message: string };
+  { ok: true; addresses: Addresses } | { ok: false; kind: "forbidden" | "unresolvable"; message: string };
 
 /** A name-to-addresses function (injectable for the DNS responder and tests). */
 export type LookupFn = (name: string) => Promise<string[]>;
@@ -43,7 +46,7 @@ export class Resolver {
   checkAddress(address: string): ResolveResult {
     const verdict = this.#policy.check(address);
     if (!verdict.allowed) return { ok: false, kind: "forbidden", message: verdict.message };
-    return { ok: true, addresses: [{ address, family: isIP(address) === 6 ? 6 : 4 }] };
+    return { ok: true, addresses: [dialAddress(address)] };
   }
 
   /**
@@ -60,17 +63,19 @@ export class Resolver {
         return { ok: false, kind: "unresolvable", message: `${name} could not be resolved (${code})` };
       }
     }
-    if (addresses.length === 0)
-      return { ok: false, kind: "unresolvable", message: `${name} has no addresses` };
-    const out: DialAddress[] = [];
+    const [first, ...rest] = addresses;
+    if (first === undefined) return { ok: false, kind: "unresolvable", message: `${name} has no addresses` };
     for (const address of addresses) {
       const verdict = this.#policy.check(address);
       if (!verdict.allowed)
         return { ok: false, kind: "forbidden", message: `${name} resolves to ${verdict.message}` };
-      out.push({ address, family: isIP(address) === 6 ? 6 : 4 });
     }
-    return { ok: true, addresses: out };
+    return { ok: true, addresses: [dialAddress(first), ...rest.map(dialAddress)] };
   }
+}
+
+function dialAddress(address: string): DialAddress {
+  return { address, family: isIP(address) === 6 ? 6 : 4 };
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -49,12 +49,12 @@ export function relayedResponse(
   const content = codings(upRes.headers["content-encoding"]);
   const hasBody =
     plan.method !== "HEAD" && status !== 204 && status !== 304 && upRes.headers["content-length"] !== "0";
-  const decoder = hasBody ? decoderFor(content) : undefined;
-  if (decoder === null)
+  const decoding: BodyDecoding = hasBody ? bodyDecoding(content) : { kind: "as-sent" };
+  if (decoding.kind === "unreadable")
     return { ok: false, unreadable: { reason: `content-coding ${content.join(", ")} cannot be read` } };
 
   const headers: string[] = [];
-  const dropped = decoder !== undefined || content.length === 0 ? BODY_FRAMING : ["content-length"];
+  const dropped = decoding.kind === "decoded" || content.length === 0 ? BODY_FRAMING : ["content-length"];
   for (const [name, value] of forwardableHeaders(pairHeaders(upRes.rawHeaders), dropped)) {
     const named = scrubText(name, plan.patterns);
     if (named.count > 0) {
@@ -68,9 +68,9 @@ export function relayedResponse(
   headers.push(DECISION_HEADER, plan.outcome);
   const scrubber = new ScrubStream(plan.patterns, plan.onScrub);
   const body =
-    decoder === undefined
+    decoding.kind === "as-sent"
       ? chain([upRes, scrubber])
-      : chain([upRes, decoder, new NotCompressedAgain(), scrubber]);
+      : chain([upRes, decoding.decoder, new NotCompressedAgain(), scrubber]);
   const message = STATUS_CODES[status] ?? "";
   return { ok: true, status, message, headers, body };
 }
@@ -198,22 +198,29 @@ function codings(header: string | undefined): string[] {
     .filter((c) => c !== "" && c !== "identity");
 }
 
-/** A decoder for one content-coding: undefined for none, null for what cannot be read (or nested). */
-function decoderFor(content: string[]): Transform | null | undefined {
-  if (content.length === 0) return undefined;
-  if (content.length > 1) return null;
+/**
+ * How a response body reaches the scrubber: as the upstream sent it (no body, or no
+ * content-coding), through the decoder of its one content-coding, or not at all (a coding the
+ * sidecar cannot read, or more than one).
+ */
+type BodyDecoding = { kind: "as-sent" } | { kind: "decoded"; decoder: Transform } | { kind: "unreadable" };
+
+/** The decoding of a body whose content-codings (identity left out) are `content`. */
+function bodyDecoding(content: string[]): BodyDecoding {
+  if (content.length === 0) return { kind: "as-sent" };
+  if (content.length > 1) return { kind: "unreadable" };
   switch (content[0]) {
     case "gzip":
     case "x-gzip":
-      return zlib.createGunzip();
+      return { kind: "decoded", decoder: zlib.createGunzip() };
     case "deflate":
-      return zlib.createInflate();
+      return { kind: "decoded", decoder: zlib.createInflate() };
     case "br":
-      return zlib.createBrotliDecompress();
+      return { kind: "decoded", decoder: zlib.createBrotliDecompress() };
     case "zstd":
-      return zlib.createZstdDecompress();
+      return { kind: "decoded", decoder: zlib.createZstdDecompress() };
     default:
-      return null;
+      return { kind: "unreadable" };
   }
 }
 
