@@ -169,7 +169,7 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
     expect(mismatch).to.not.equal(undefined);
   });
 
-  it("abrupt disconnects: mid-request, mid-body, and while the upstream answers slowly", async function () {
+  it("abrupt disconnects: mid-request, mid-body, and mid-handshake inside a CONNECT tunnel", async function () {
     for (const partial of [
       `GET http://${authority}/x HTTP/1.1\r\nHost: ${authority}`,
       `POST http://${authority}/x HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 1000\r\n\r\nabc`,

@@ -3,6 +3,7 @@
 import type { Logger } from "pino";
 import type { Entry, Outcome, PolicyReason } from "../policy/index.ts";
 import { createLogger, type LoggerOptions } from "../process/logger.ts";
+import type { Reason } from "../proxy/verdict.ts";
 
 /** One decision as the audit log records it. */
 export interface AuditRecord {
@@ -15,7 +16,7 @@ export interface AuditRecord {
   port: number;
   path?: string;
   outcome: Outcome;
-  reason: string;
+  reason: Reason;
   /** With reason AuditWouldBlock: the reason Enforce mode would have blocked with. */
   auditReason?: PolicyReason;
   policy?: string;
