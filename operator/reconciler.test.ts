@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { generateKeyPairSync } from "node:crypto";
+import { eventually } from "../test/helpers/eventually.ts";
 import { credential, inject, pod, policy, secret } from "./core/test-fixtures.ts";
 import { Reconciler } from "./reconciler.ts";
 import { FakeSidecar } from "./test-fake-sidecar.ts";
@@ -11,11 +12,7 @@ const keys = generateKeyPairSync("ed25519");
 
 /** Polls `probe` until it returns true (each try after the event loop turned), failing after `ms`. */
 async function until(probe: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await eventually(() => expect(probe()).to.equal(true), { timeoutMs: ms, intervalMs: 10, what });
 }
 
 function ready(cluster: MemoryCluster, kind: "EgressPolicy" | "Credential", name: string) {

@@ -8,6 +8,7 @@ import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstr
 import { canary } from "./helpers/canary.ts";
 import { airlock, ROOT, startAirlock, type RunningCommand } from "./helpers/cli.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
+import { eventually } from "./helpers/eventually.ts";
 
 const INVALID = join(ROOT, "crds/samples/invalid");
 const VALID = join(ROOT, "crds/samples/valid");
@@ -194,13 +195,19 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
   });
 
   it("writes one JSON audit line per decision on stdout, never the secret", async function () {
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const lines = run
-      .stdout()
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => l.outcome)).to.include.members(["inject", "allow", "block"]);
+    // The lines arrive on the process's stdout after the responses: wait for all three.
+    const lines = await eventually(
+      () => {
+        const parsed = run
+          .stdout()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(parsed.map((l) => l.outcome)).to.include.members(["inject", "allow", "block"]);
+        return parsed;
+      },
+      { timeoutMs: 5000, intervalMs: 25, what: "the audit lines of the requests above" },
+    );
     expect(lines.find((l) => l.outcome === "inject")).to.include({
       credential: "default/api",
       host: "api.example.test",
@@ -212,7 +219,7 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
   it("SIGHUP: an invalid file is refused and the running policy kept; a valid one is applied", async function () {
     writeFileSync(join(dir, "policy.yaml"), policyYaml('"*"'));
     run.child.kill("SIGHUP");
-    await waitFor(() => run.stderr().includes("reload refused"));
+    await waitFor(() => run.stderr().includes("reload refused"), "the refused reload");
     expect(run.stderr()).to.match(/policy\.yaml: spec\.egress\[1\]\.hosts\[0\]: /);
     const stillOpen = await curl([
       "-x",
@@ -224,7 +231,7 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
     expect(stillOpen.status).to.equal(200);
     writeFileSync(join(dir, "policy.yaml"), policyYaml("later.example.test"));
     run.child.kill("SIGHUP");
-    await waitFor(() => run.stderr().includes("reloaded policy generation 2"));
+    await waitFor(() => run.stderr().includes("reloaded policy generation 2"), "the reload");
     const nowOpen = await curl([
       "-x",
       proxy,
@@ -266,10 +273,6 @@ describe("cli: airlock demo", function () {
   });
 });
 
-async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+async function waitFor(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  await eventually(() => expect(predicate()).to.equal(true), { timeoutMs, intervalMs: 25, what });
 }

@@ -6,6 +6,7 @@
 import { expect } from "chai";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { eventually } from "./helpers/eventually.ts";
 import { scratchFile, type PodWorld } from "./helpers/netns.ts";
 import {
   AGENT_UID as AGENT,
@@ -103,11 +104,13 @@ describe("agent DNS over IPv6 (root, netns): redirected to the sidecar at [::1]:
 
 /** Runs `once` until it prints an answer or 5 s pass (dnsmasq may still be starting). */
 async function pollDig(once: () => Promise<Run>): Promise<string> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const res = await once();
-    const answer = res.stdout.trim();
-    if (/^[\d.]+$/.test(answer) || Date.now() >= deadline) return answer;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let answer = "";
+  return eventually(
+    async () => {
+      answer = (await once()).stdout.trim();
+      expect(answer).to.match(/^[\d.]+$/);
+      return answer;
+    },
+    { timeoutMs: 5000, intervalMs: 50 },
+  ).catch(() => answer); // the caller says what it wanted
 }

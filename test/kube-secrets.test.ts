@@ -13,6 +13,7 @@ import {
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
+import { eventuallyEqual } from "./helpers/eventually.ts";
 import { startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
 
 describe("credentials from the Kubernetes API (control plane): rotation without restart", function () {
@@ -42,14 +43,7 @@ describe("credentials from the Kubernetes API (control plane): rotation without 
     };
   };
   const eventually = async (want: Record<string, unknown>): Promise<void> => {
-    const deadline = Date.now() + 15_000;
-    let last: unknown;
-    while (Date.now() < deadline) {
-      last = await request();
-      if (JSON.stringify(last) === JSON.stringify(want)) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(last).to.deep.equal(want);
+    await eventuallyEqual(request, want, { timeoutMs: 15_000, what: "the request through the sidecar" });
   };
   const kubectl = async (args: string[], input?: string): Promise<void> => {
     const res = await cp.kubectl(args, input === undefined ? {} : { input });

@@ -15,6 +15,7 @@ import {
   writeTokenKubeconfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
+import { eventuallyMatch } from "./helpers/eventually.ts";
 
 const INVALID = join(ROOT, "crds/samples/invalid");
 
@@ -28,17 +29,8 @@ describe("airlock operator command (control plane): a real operator process", fu
 
   const jsonpath = async (args: string[]): Promise<string> =>
     (await cp.kubectl([...args, "-n", ns])).stdout.trim();
-  const eventually = async (read: () => Promise<string>, want: RegExp): Promise<string> => {
-    const deadline = Date.now() + 20_000;
-    let last = "";
-    while (Date.now() < deadline) {
-      last = await read();
-      if (want.test(last)) return last;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    expect(last).to.match(want);
-    return last;
-  };
+  const eventually = (read: () => Promise<string>, want: RegExp): Promise<string> =>
+    eventuallyMatch(read, want, { intervalMs: 250 });
   const apply = async (yaml: string): Promise<void> => {
     const res = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { input: yaml });
     if (res.code !== 0) throw new Error(res.stderr);

@@ -2,6 +2,7 @@
 // reads is what kubectl created, what it writes is what kubectl then sees.
 import { expect } from "chai";
 import { KubeConfig } from "@kubernetes/client-node";
+import type { RequestOptions } from "node:https";
 import { randomBytes } from "node:crypto";
 import { desiredRbac } from "../operator/core/rbac.ts";
 import { INJECTED_ANNOTATION, KubeCluster } from "../operator/kube/cluster.ts";
@@ -14,6 +15,16 @@ import {
   tokenKubeConfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
+import { eventually } from "./helpers/eventually.ts";
+
+/** A KubeConfig that counts the watches started with it (each one's request options). */
+class CountingKubeConfig extends KubeConfig {
+  watchesStarted = 0;
+  override async applyToHTTPSOptions(options: RequestOptions): Promise<void> {
+    this.watchesStarted++;
+    await super.applyToHTTPSOptions(options);
+  }
+}
 
 describe("operator cluster seam (control plane): reads and writes through client-node", function () {
   this.timeout(60_000); // polls for up to 20 s; the repo default is 20 s per test
@@ -129,15 +140,15 @@ describe("operator cluster seam (control plane): reads and writes through client
         endedWith = err;
       },
     );
-    const waitFor = async (what: () => boolean): Promise<void> => {
-      const deadline = Date.now() + 10_000;
-      while (!what() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const waitFor = async (check: () => boolean, what: string): Promise<void> => {
+      await eventually(() => expect(check()).to.equal(true), { timeoutMs: 10_000, intervalMs: 50, what });
     };
-    await waitFor(() => events.some((e) => e.object.metadata?.name === "api-token"));
+    const named = (name: string) => () => events.some((e) => e.object.metadata?.name === name);
+    await waitFor(named("api-token"), "the ADDED event of api-token");
     await kubectl(["-n", ns, "create", "secret", "generic", "watched", "--from-literal=k=secret-value"]);
-    await waitFor(() => events.some((e) => e.object.metadata?.name === "watched"));
+    await waitFor(named("watched"), "the ADDED event of watched");
     watch.abort();
-    await waitFor(() => ended > 0);
+    await waitFor(() => ended > 0, "the aborted watch ends");
     expect(events.map((e) => `${e.type} ${e.object.metadata?.name ?? ""}`)).to.include.members([
       "ADDED api-token",
       "ADDED watched",
@@ -154,7 +165,8 @@ describe("operator cluster seam (control plane): reads and writes through client
 
   it("a watch the API server refuses is reported once per kind and error, and retried until allowed", async function () {
     // The pods' ServiceAccount has no business watching anything: every watch gets 403.
-    const config = tokenKubeConfig(cp, await cp.serviceAccountToken(ns, "agent"));
+    const config = new CountingKubeConfig();
+    config.loadFromString(tokenKubeConfig(cp, await cp.serviceAccountToken(ns, "agent")).exportConfig());
     const reported: string[] = [];
     const seen = new Set<string>();
     const stop = new KubeCluster(config).watch(
@@ -162,7 +174,13 @@ describe("operator cluster seam (control plane): reads and writes through client
       (path, err) => reported.push(`${path} ${err.message}`),
     );
     try {
-      await new Promise((resolve) => setTimeout(resolve, 3500)); // three retries
+      // Six kinds, 24 watches started: every start after a kind's first is a retry, made only once
+      // the refusal before it was handled, so refusals of retries have been handled many times.
+      await eventually(() => expect(config.watchesStarted).to.be.at.least(6 * 4), {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+        what: "three rounds of refused watches retried",
+      });
       expect(reported).to.have.length(6); // six kinds, each told once
       expect(reported).to.include("/api/v1/secrets watch /api/v1/secrets: HTTP 403");
       expect([...seen]).to.deep.equal([]);
@@ -176,9 +194,11 @@ describe("operator cluster seam (control plane): reads and writes through client
         `--clusterrole=${grant}`,
         `--serviceaccount=${ns}:agent`,
       ]);
-      const deadline = Date.now() + 10_000;
-      while (!seen.has(ns) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-      expect([...seen]).to.include(ns);
+      await eventually(() => expect([...seen]).to.include(ns), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: "the retried pods watch reports this namespace",
+      });
       await kubectl(["delete", "clusterrolebinding", grant]);
       await kubectl(["delete", "clusterrole", grant]);
     } finally {

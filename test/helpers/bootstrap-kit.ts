@@ -4,6 +4,7 @@ import { expect } from "chai";
 import { X509Certificate } from "node:crypto";
 import { canary } from "./canary.ts";
 import type { ControlPlane } from "./control-plane.ts";
+import { eventually as poll } from "./eventually.ts";
 
 /** The fields of a stored Pod the tests look at. */
 export interface StoredPod {
@@ -31,17 +32,16 @@ export function bootstrapKit(getCp: () => ControlPlane, namespace: string, agent
     if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr}`);
     return res.stdout;
   };
-  /** Polls `read` every 200 ms until `ok`; fails with the last value after `ms`. */
-  const eventually = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> => {
-    const deadline = Date.now() + ms;
-    let last = await read();
-    while (!ok(last) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      last = await read();
-    }
-    expect(ok(last), `last seen: ${JSON.stringify(last)}`).to.equal(true);
-    return last;
-  };
+  /** Polls `read` (helpers/eventually.ts) until `ok`; fails with the last value after `ms`. */
+  const eventually = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> =>
+    poll(
+      async () => {
+        const last = await read();
+        expect(ok(last), `last seen: ${JSON.stringify(last)}`).to.equal(true);
+        return last;
+      },
+      { timeoutMs: ms },
+    );
   /** A Secret of the operator's namespace, decoded, plus its `type`; private keys go to the canary. */
   const secretData = async (name: string): Promise<Record<string, string>> => {
     const json = JSON.parse(await kubectl(["-n", namespace, "get", "secret", name, "-o", "json"])) as {

@@ -1,5 +1,8 @@
 // One way to wait for something that becomes true: poll a probe until it passes or time runs out,
 // then fail with the probe's last error (what was still wrong), never with a bare "timed out".
+// Tests wait on this instead of sleeping: on the condition itself, or (to show that something did
+// NOT happen) on a positive signal that the time in question has passed.
+import { expect } from "chai";
 
 /** Options of {@link eventually}. */
 export interface EventuallyOptions {
@@ -38,4 +41,33 @@ export async function eventually<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/**
+ * {@link eventually} with a chai deep-equal probe: resolves with the first value of `read` that
+ * deep-equals `want`; on timeout fails with the last value seen against `want`.
+ */
+export async function eventuallyEqual<T>(
+  read: () => Promise<T> | T,
+  want: unknown,
+  options: EventuallyOptions = {},
+): Promise<T> {
+  return eventually(async () => {
+    const got = await read();
+    expect(got).to.deep.equal(want);
+    return got;
+  }, options);
+}
+
+/** {@link eventually} until `read` returns text matching `want`; resolves with that text. */
+export async function eventuallyMatch(
+  read: () => Promise<string> | string,
+  want: RegExp,
+  options: EventuallyOptions = {},
+): Promise<string> {
+  return eventually(async () => {
+    const got = await read();
+    expect(got).to.match(want);
+    return got;
+  }, options);
 }

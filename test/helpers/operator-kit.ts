@@ -1,24 +1,17 @@
 // What the operator tests against a control plane share (operator.test.ts,
 // security/faults-operator.test.ts): polling for an expected value, kubectl that throws, and a
 // namespace prepared for an operator and its agents (ServiceAccounts, RBAC, kubeconfigs, keys).
-import { expect } from "chai";
 import type { KeyObject } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAgentNamespace, type AgentPodWorld } from "./agent-pods.ts";
 import { ROOT } from "./cli.ts";
 import { writeTokenKubeconfig, type ControlPlane } from "./control-plane.ts";
+import { eventuallyEqual as eventuallyEqualTo } from "./eventually.ts";
 
-/** Polls `probe` (every 200 ms) until it deep-equals `want`; fails with the last value at `ms`. */
+/** Polls `probe` until it deep-equals `want` (helpers/eventually.ts); fails with the last value after `ms`. */
 export async function eventuallyEqual<T>(probe: () => Promise<T>, want: unknown, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (JSON.stringify(last) === JSON.stringify(want)) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  expect(last).to.deep.equal(want);
+  await eventuallyEqualTo(probe, want, { timeoutMs: ms });
 }
 
 /** kubectl against the control plane `cp()` (read when called), throwing on a non-zero exit. */
