@@ -21,6 +21,19 @@ const udpSend = (host: string, port: number, payload: string): string[] => [
   payload,
 ];
 
+/** curl printing only the HTTP status of ARGS (the URL last). */
+const statusOf = (args: string[]): string[] => [
+  "curl",
+  "-sS",
+  "--max-time",
+  "5",
+  "-o",
+  "/dev/null",
+  "-w",
+  "%{http_code}",
+  ...args,
+];
+
 /** Resolves `name` with Node's resolver (straight DNS, not /etc/hosts): prints the addresses or the error code. */
 const resolve = (name: string): string[] => [
   "node",
@@ -64,37 +77,14 @@ export function confinementTests(ctx: { cluster(): Cluster; world(): World }): v
       const podIp = await ctx
         .cluster()
         .jsonpath(["pod", ctx.world().agentPod, "-n", AGENTS_NS], "{.status.podIP}");
-      const bystander = await inBystander([
-        "curl",
-        "-sS",
-        "-k",
-        "--max-time",
-        "5",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        `https://${podIp}:${String(PORTS.control)}/`,
-      ]);
+      const bystander = await inBystander(statusOf(["-k", `https://${podIp}:${String(PORTS.control)}/`]));
       expect(bystander.code, "control: the port is open to the operator's side").to.equal(0);
       const metrics = `http://127.0.0.1:${String(PORTS.metrics)}/metrics`;
       const read = await inAgent(["curl", "-sS", "--max-time", "5", metrics]);
       expect(read.stdout).to.include("airlock_decisions_total");
       expect(read.stdout).not.to.include(ctx.world().token);
       for (const method of ["POST", "PUT", "DELETE"]) {
-        const write = await inAgent([
-          "curl",
-          "-sS",
-          "--max-time",
-          "5",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          "-X",
-          method,
-          metrics,
-        ]);
+        const write = await inAgent(statusOf(["-X", method, metrics]));
         expect(write.stdout, `${method} /metrics`).to.equal("405");
       }
     });

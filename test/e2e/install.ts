@@ -51,6 +51,26 @@ export function chartValues(cluster: Cluster, upstreamIp: string): string[] {
   ];
 }
 
+/** `helm install` or `helm upgrade` of the release from charts/airlock with `values` (`--set`), `--wait`. */
+export async function helmRelease(
+  cluster: Cluster,
+  verb: "install" | "upgrade",
+  values: string[],
+): Promise<void> {
+  const sets = values.flatMap((value) => ["--set", value]);
+  await cluster.helm([
+    verb,
+    RELEASE,
+    "charts/airlock",
+    "-n",
+    RELEASE_NS,
+    "--wait",
+    "--timeout",
+    "5m",
+    ...sets,
+  ]);
+}
+
 /** The running pod of a Deployment-selected app (the newest when several). */
 export async function podOf(cluster: Cluster, namespace: string, selector: string): Promise<string> {
   return eventually(
@@ -104,18 +124,7 @@ export async function setUpWorld(cluster: Cluster): Promise<World> {
       JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: RELEASE_NS } }),
     );
     await cluster.apply(upstreamCaConfigMap(tls));
-    const values = chartValues(cluster, upstreamIp).flatMap((value) => ["--set", value]);
-    await cluster.helm([
-      "install",
-      RELEASE,
-      "charts/airlock",
-      "-n",
-      RELEASE_NS,
-      "--wait",
-      "--timeout",
-      "5m",
-      ...values,
-    ]);
+    await helmRelease(cluster, "install", chartValues(cluster, upstreamIp));
   });
   await step("webhook caBundle set by the operator", () =>
     eventually(
