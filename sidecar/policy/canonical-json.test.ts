@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { canonicalJson, policyHash } from "./canonical-json.ts";
+import fc from "fast-check";
+import { assertProperty, PROPERTY_TIMEOUT_MS } from "../../test/helpers/property.ts";
+import { canonicalJson, canonicalSha256Hex, policyHash } from "./canonical-json.ts";
 import { sha256Hex } from "./sha256.ts";
 import type { CompiledPolicy } from "./types.ts";
 
@@ -49,5 +51,48 @@ describe("policyHash", () => {
 
   it("ignores an existing hash field", () => {
     expect(policyHash({ ...body, hash: "sha256:whatever" })).to.equal(policyHash(body));
+  });
+});
+
+describe("canonicalSha256Hex (streamed)", () => {
+  it("equals sha256 of canonicalJson, for ASCII, multi-byte and astral text at block edges", () => {
+    const values: unknown[] = [
+      {},
+      [],
+      { b: "é", a: ["日本", "😀", "x".repeat(55)] },
+      { long: "y".repeat(1000), k: [1, 2, { z: "€".repeat(64) }] },
+      ...[0, 1, 54, 55, 56, 63, 64, 65, 119, 120].map((n) => ({ s: "a".repeat(n) })),
+    ];
+    for (const value of values) expect(canonicalSha256Hex(value)).to.equal(sha256Hex(canonicalJson(value)));
+  });
+});
+
+/** The definition, written the plainest way: keys in UTF-16 code unit order, JSON.stringify for the rest. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(",")}]`;
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(",")}}`;
+}
+
+describe("canonicalJson: properties", function () {
+  this.timeout(PROPERTY_TIMEOUT_MS);
+
+  it("is the plain definition, for any JSON (any Unicode, lone surrogates too); its hash streams the same bytes", function () {
+    // Strings of any UTF-16 code units (lone surrogates included), and of real-world Unicode.
+    const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code));
+    const json = fc.oneof(
+      fc.jsonValue({ stringUnit: codeUnit, maxDepth: 4 }),
+      fc.jsonValue({ stringUnit: "grapheme", maxDepth: 4 }),
+    );
+    assertProperty(
+      fc.property(json, (value) => {
+        const text = canonicalJson(value);
+        expect(text).to.equal(reference(value));
+        expect(canonicalSha256Hex(value)).to.equal(sha256Hex(text));
+      }),
+      { scale: 0.1 },
+    );
   });
 });

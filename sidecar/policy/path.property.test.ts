@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { assertProperty, PROPERTY_TIMEOUT_MS } from "../../test/helpers/property.ts";
-import { normalizePath } from "./path.ts";
+import { compilePathPattern, normalizePath, pathMatches } from "./path.ts";
 
 // Segment material: dot segments plain and escaped, escapes of unreserved and reserved bytes in
 // both cases, broken escapes, and the characters a target must not carry.
@@ -72,6 +72,46 @@ describe("normalizePath: properties", function () {
     assertProperty(
       fc.property(fc.anything(), (value) => {
         expect(normalizePath(value as string).ok).to.be.a("boolean");
+      }),
+    );
+  });
+});
+
+/** The meaning of a pattern as a regular expression: `**` any characters, `*` any but '/'. */
+function reference(pattern: string): RegExp {
+  const body = pattern
+    .split("**")
+    .map((part) =>
+      part
+        .split("*")
+        .map((literal) => literal.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join("[^/]*"),
+    )
+    .join(".*");
+  return new RegExp(`^${body}$`, "s");
+}
+
+// Patterns and paths from a small alphabet, so that they often nearly match: every shape
+// pathMatches takes a shortcut for (literal, prefix + "**", prefix + "*") and the general one.
+const PATTERN_PARTS = ["/", "a", "b", "/a", "/b", "*", "**", "/*", "/**", "-"];
+const pattern = fc
+  .array(fc.constantFrom(...PATTERN_PARTS), { maxLength: 8 })
+  .map((parts) => `/${parts.join("")}`);
+const path = fc
+  .array(fc.constantFrom("/", "a", "b", "-", "/a", "/b"), { maxLength: 12 })
+  .map((parts) => `/${parts.join("")}`);
+
+describe("pathMatches: properties", function () {
+  this.timeout(PROPERTY_TIMEOUT_MS);
+
+  it("agrees with the pattern's meaning as a regular expression, whatever shortcut it takes", function () {
+    assertProperty(
+      fc.property(pattern, path, (source, target) => {
+        const compiled = compilePathPattern(source);
+        if (!compiled.ok) return; // refused patterns (e.g. "***") never reach pathMatches
+        expect(pathMatches(compiled.value, target), `${source} vs ${target}`).to.equal(
+          reference(source).test(target),
+        );
       }),
     );
   });

@@ -126,6 +126,14 @@ export interface PathPattern {
   length: number;
   /** Character codes, with STAR/GLOBSTAR as negative codes; matched by NFA simulation. */
   tokens: readonly number[];
+  /** The literal text before the first wildcard (the whole pattern when it has none). */
+  prefix: string;
+  /**
+   * How pathMatches decides, cheapest first: `literal` (no wildcard: equality), `globstar-tail`
+   * (prefix + "**": the path starts with the prefix), `star-tail` (prefix + "*": it starts with the
+   * prefix and no '/' follows), `nfa` (anything else: the prefix first, then the simulation).
+   */
+  shape: "literal" | "globstar-tail" | "star-tail" | "nfa";
 }
 
 /** A path pattern compiled, or why it is refused with the fix. */
@@ -188,8 +196,18 @@ export function compilePathPattern(pattern: string): PathPatternResult {
       tokens.push(pattern.charAt(i) === "*" ? STAR : pattern.charCodeAt(i));
     }
   }
-  return { ok: true, value: { source: pattern, length: pattern.length, tokens } };
+  const star = pattern.indexOf("*");
+  const prefix = star === -1 ? pattern : pattern.slice(0, star);
+  const tail = pattern.slice(prefix.length);
+  const shape =
+    star === -1 ? "literal" : tail === "**" ? "globstar-tail" : tail === "*" ? "star-tail" : "nfa";
+  return { ok: true, value: { source: pattern, length: pattern.length, tokens, prefix, shape } };
 }
+
+// The NFA's two state sets, kept between calls (grown when a longer pattern comes): pathMatches
+// runs per rule per request, and two typed arrays per call were most of its time.
+let scratchCurrent = new Uint8Array(64);
+let scratchNext = new Uint8Array(64);
 
 function closeOverWildcards(tokens: readonly number[], states: Uint8Array): void {
   // A wildcard may match nothing, so being before it means also being after it.
@@ -200,15 +218,32 @@ function closeOverWildcards(tokens: readonly number[], states: Uint8Array): void
 
 /** Whether normalised `path` matches `pattern`; O(path × pattern), whatever the input. */
 export function pathMatches(pattern: PathPattern, path: string): boolean {
-  const { tokens } = pattern;
-  if (!tokens.some((t) => t < 0)) return path === pattern.source;
-  let current = new Uint8Array(tokens.length + 1);
-  let next = new Uint8Array(tokens.length + 1);
+  switch (pattern.shape) {
+    case "literal":
+      return path === pattern.source;
+    case "globstar-tail":
+      return path.startsWith(pattern.prefix);
+    case "star-tail":
+      return path.startsWith(pattern.prefix) && !path.includes("/", pattern.prefix.length);
+    case "nfa":
+      return path.startsWith(pattern.prefix) && nfaMatches(pattern.tokens, path);
+  }
+}
+
+function nfaMatches(tokens: readonly number[], path: string): boolean {
+  if (scratchCurrent.length < tokens.length + 1) {
+    scratchCurrent = new Uint8Array(tokens.length + 1);
+    scratchNext = new Uint8Array(tokens.length + 1);
+  }
+  const states = tokens.length + 1;
+  let current = scratchCurrent;
+  let next = scratchNext;
+  current.fill(0, 0, states);
   current[0] = 1;
   closeOverWildcards(tokens, current);
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
-    next.fill(0);
+    next.fill(0, 0, states);
     let alive = false;
     for (let s = 0; s < tokens.length; s++) {
       if (current[s] !== 1) continue;

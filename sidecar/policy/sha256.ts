@@ -64,9 +64,79 @@ function block(h: Int32Array, w: Int32Array, bytes: Uint8Array, offset: number):
   h[7] = ((h[7] as number) + hh) | 0;
 }
 
+const ENCODER = new TextEncoder();
+
+/**
+ * SHA-256 over text written piece by piece, as UTF-8: what policyHash feeds the canonical JSON of a
+ * bundle into, so that the 2 MB string of 10,000 rules is never built, flattened or encoded whole.
+ */
+export class Sha256Writer {
+  readonly #h = Int32Array.from(H0);
+  readonly #w = new Int32Array(64);
+  readonly #buffer = new Uint8Array(64);
+  #used = 0;
+  #bytes = 0;
+
+  /** Appends `text` as UTF-8. */
+  write(text: string): void {
+    // ASCII (all of a bundle's JSON but non-ASCII names) straight into the block buffer.
+    const buffer = this.#buffer;
+    let used = this.#used;
+    let i = 0;
+    for (; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      buffer[used++] = code;
+      if (used === 64) {
+        block(this.#h, this.#w, buffer, 0);
+        used = 0;
+      }
+    }
+    this.#used = used;
+    this.#bytes += i;
+    // The first non-ASCII character starts the rest, encoded whole (i is at a code point).
+    if (i < text.length) for (const byte of ENCODER.encode(text.slice(i))) this.#push(byte);
+  }
+
+  #push(byte: number): void {
+    this.#buffer[this.#used++] = byte;
+    this.#bytes++;
+    if (this.#used === 64) {
+      block(this.#h, this.#w, this.#buffer, 0);
+      this.#used = 0;
+    }
+  }
+
+  /** The digest of everything written (the writer is spent afterwards). */
+  digest(): Uint8Array {
+    const bitLength = this.#bytes * 8;
+    this.#push(0x80);
+    while (this.#used !== 56) this.#push(0);
+    const high = Math.floor(bitLength / 0x100000000);
+    const low = bitLength >>> 0;
+    for (const word of [high, low])
+      for (let shift = 24; shift >= 0; shift -= 8) this.#push((word >>> shift) & 0xff);
+    return digestBytes(this.#h);
+  }
+}
+
+function digestBytes(h: Int32Array): Uint8Array {
+  const out = new Uint8Array(32);
+  const outView = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) outView.setInt32(i * 4, h[i] ?? 0);
+  return out;
+}
+
+/** Lower-case hex of a digest. */
+export function hex(digest: Uint8Array): string {
+  let text = "";
+  for (const byte of digest) text += byte.toString(16).padStart(2, "0");
+  return text;
+}
+
 /** SHA-256 digest of `data` (a string is hashed as its UTF-8 bytes). */
 export function sha256(data: string | Uint8Array): Uint8Array {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const bytes = typeof data === "string" ? ENCODER.encode(data) : data;
   const h = Int32Array.from(H0);
   const w = new Int32Array(64);
   // Whole blocks straight from the input; only the tail is copied, to be padded.
@@ -82,15 +152,10 @@ export function sha256(data: string | Uint8Array): Uint8Array {
   view.setUint32(tail.length - 4, bitLength >>> 0);
   for (let offset = 0; offset < tail.length; offset += 64) block(h, w, tail, offset);
 
-  const out = new Uint8Array(32);
-  const outView = new DataView(out.buffer);
-  for (let i = 0; i < 8; i++) outView.setInt32(i * 4, h[i] ?? 0);
-  return out;
+  return digestBytes(h);
 }
 
 /** Lower-case hex SHA-256 of `data` (strings as UTF-8). */
 export function sha256Hex(data: string | Uint8Array): string {
-  let hex = "";
-  for (const byte of sha256(data)) hex += byte.toString(16).padStart(2, "0");
-  return hex;
+  return hex(sha256(data));
 }
