@@ -42,6 +42,42 @@ describe("scrub", function () {
     expect(got.count).to.equal(3);
   });
 
+  /** What the stream has emitted so far, after writing each of `chunks` (the stream left open). */
+  async function emittedAfterEach(chunks: string[]): Promise<string[]> {
+    const stream = new ScrubStream(patterns, () => undefined);
+    let out = "";
+    stream.on("data", (c: Buffer) => (out += c.toString()));
+    const seen: string[] = [];
+    for (const chunk of chunks) {
+      await new Promise<void>((resolve) =>
+        stream.write(Buffer.from(chunk), () => {
+          resolve();
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      seen.push(out);
+    }
+    stream.destroy();
+    return seen;
+  }
+
+  it("a chunk whose end cannot begin a secret goes on whole at once (a server-sent event is not held)", async function () {
+    expect(await emittedAfterEach(["data: one\n\n", "data: two\n\n"])).to.deep.equal([
+      "data: one\n\n",
+      "data: one\n\ndata: two\n\n",
+    ]);
+  });
+
+  it("only a tail that may begin a secret is held, until the next chunk tells", async function () {
+    expect(await emittedAfterEach(["event Bear", "er tok123 done", "x tok", "12", "x"])).to.deep.equal([
+      "event ",
+      `event ${REDACTED} done`,
+      `event ${REDACTED} donex `,
+      `event ${REDACTED} donex `,
+      `event ${REDACTED} donex tok12x`,
+    ]);
+  });
+
   it("empty patterns are ignored and duplicates merged", function () {
     expect(scrubPatterns(["", "a", "a", Buffer.from("a")])).to.have.length(1);
   });

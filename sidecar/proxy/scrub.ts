@@ -144,25 +144,51 @@ function scrubBuffer(
 }
 
 /**
- * A streaming scrubber. It holds back the last (longest pattern − 1) bytes of each chunk so an
- * occurrence split across chunks is still found; `onScrub` is told how many it replaced.
+ * Where the bytes that might still become an occurrence begin: the first position from which the
+ * rest of `buf` is a proper prefix of some pattern (its folded bytes), or `buf.length` when there
+ * is none. Only the last (longest pattern − 1) positions can be such a start.
+ */
+function partialMatchStart(m: Matcher, buf: Uint8Array): number {
+  const length = buf.length;
+  for (let i = Math.max(0, length - (m.longest - 1)); i < length; i++) {
+    const candidates = m.byFirst[FOLD[buf[i] as number] as number];
+    if (candidates === undefined) continue;
+    const rest = length - i;
+    for (const pattern of candidates) {
+      if (pattern.length <= rest) continue;
+      let j = 1;
+      while (j < rest && FOLD[buf[i + j] as number] === pattern[j]) j++;
+      if (j === rest) return i;
+    }
+  }
+  return length;
+}
+
+/**
+ * A streaming scrubber. Of each chunk it holds back only a tail that could be the start of an
+ * occurrence still arriving (the longest such suffix, at most the longest pattern − 1 bytes), so
+ * an occurrence split across chunks is found, and everything else — a server-sent event, a line of
+ * a streamed reply — goes to the agent at once. `onScrub` is told how many it replaced.
  */
 export class ScrubStream extends Transform {
   #patterns: Buffer[];
-  #keep: number;
+  #matcher: Matcher;
   #carry: Buffer = EMPTY;
   #onScrub: (count: number) => void;
 
   constructor(patterns: Buffer[], onScrub: (count: number) => void) {
     super();
     this.#patterns = patterns;
-    this.#keep = Math.max(0, matcherFor(patterns).longest - 1);
+    this.#matcher = matcherFor(patterns);
     this.#onScrub = onScrub;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     const buf = this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk;
-    const { output, consumed, count } = scrubBuffer(buf, this.#patterns, buf.length - this.#keep);
+    // An occurrence starting before the held tail lies wholly inside `buf` (else its start would
+    // begin a partial match, earlier than the tail), so scrubbing up to the tail is final.
+    const hold = partialMatchStart(this.#matcher, buf);
+    const { output, consumed, count } = scrubBuffer(buf, this.#patterns, hold);
     // A copy: the carry outlives this chunk, which the reader may hold or reuse.
     this.#carry = consumed < buf.length ? Buffer.from(buf.subarray(consumed)) : EMPTY;
     if (count > 0) this.#onScrub(count);
