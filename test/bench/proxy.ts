@@ -26,6 +26,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import net from "node:net";
 import { cpus, homedir, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { SIDECAR_NODE_OPTIONS } from "../../operator/inject/injected.ts";
 import { ROOT } from "../helpers/cli.ts";
 import { recordBenchmark } from "./record.ts";
 
@@ -145,8 +146,18 @@ interface Proc {
   output: () => string;
 }
 
-function start(name: string, cpu: string, command: string, args: string[], port: number): Proc {
-  const child = spawn("taskset", ["-c", cpu, command, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+function start(
+  name: string,
+  cpu: string,
+  command: string,
+  args: string[],
+  port: number,
+  env: Record<string, string> = {},
+): Proc {
+  const child = spawn("taskset", ["-c", cpu, command, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let output = "";
   child.stderr.on("data", (c: Buffer) => {
     output = (output + c.toString("utf8")).slice(-20_000);
@@ -336,7 +347,10 @@ async function startAirlock(name: string, root: string, dir: string): Promise<Pr
     ...["--resolve", `${DOWN_HOST}:${DOWN}`],
   ];
   // The audit log (one JSON line per request) goes to /dev/null: written, as in production, not read.
-  return start(name, PROXY_CPU, join(root, "bin/airlock"), args, port);
+  // The V8 heap bounds every injected sidecar runs with (operator/inject/injected.ts).
+  return start(name, PROXY_CPU, join(root, "bin/airlock"), args, port, {
+    NODE_OPTIONS: SIDECAR_NODE_OPTIONS,
+  });
 }
 
 /** VmRSS of `pid` in MiB (its children, e.g. squid's certificate helpers, not counted). */
@@ -636,8 +650,17 @@ function tables(p: Peers): string {
   const targets = [
     "| target | measured | wanted | |",
     "| --- | --- | --- | --- |",
-    ...rows.map(([what, got, want, ok]) => `| ${what} | ${got} | ${want} | ${verdict(ok)} |`),
-    `| plain forward sequential, added p50 over direct (no target) | +${plainAdded.toFixed(2)} ms | — | |`,
+    // A row whose arms were not run (--only) says so rather than "missed".
+    ...rows.map(([what, got, want, ok]) =>
+      got.includes("NaN")
+        ? `| ${what} | not run | ${want} | |`
+        : `| ${what} | ${got} | ${want} | ${verdict(ok)} |`,
+    ),
+    ...(Number.isNaN(plainAdded)
+      ? []
+      : [
+          `| plain forward sequential, added p50 over direct (no target) | +${plainAdded.toFixed(2)} ms | — | |`,
+        ]),
   ];
   const rss = [
     `| sidecar VmRSS, MiB | ${airlocks(p)
