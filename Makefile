@@ -35,6 +35,7 @@ cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
 	@node test/bench/convergence.ts
+	@node test/bench/hollow.ts
 	@node test/bench/tunnels.ts
 	@node test/bench/policy.ts
 	@node test/bench/proxy.ts $(BENCH_PROXY_FLAGS)
