@@ -7,7 +7,7 @@
 // its new bundle (per-sidecar latency p50/p99 and the time until the last), and the operator's CPU
 // and RSS. Prints a Markdown table and adds it to docs/benchmarks.md ("Operator convergence").
 //
-//   node test/bench/hollow.ts [--sizes 100,500,1000] [--rounds N] [--no-record]
+//   node test/bench/hollow.ts [--sizes 100,500,1000] [--rounds N] [--gap SECONDS] [--no-record]
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import type https from "node:https";
@@ -41,6 +41,11 @@ const option = (name: string): string | undefined => {
 };
 const SIZES = (option("--sizes") ?? "100,500,1000").split(",").map(Number);
 const ROUNDS = Number(option("--rounds") ?? 5);
+/**
+ * Seconds between edits (default 6): longer than the operator keeps an idle connection to a
+ * sidecar (4 s), so each edit pays its TLS handshakes as a real, occasional edit would.
+ */
+const GAP_S = Number(option("--gap") ?? 6);
 const RECORD = !process.argv.includes("--no-record");
 const NS = "hollow";
 const CONTROL_PORT = 15443;
@@ -213,6 +218,7 @@ async function main(): Promise<void> {
       const allDone: number[] = [];
       const cpuBefore = usage(operatorPid).cpu;
       for (let r = 0; r < ROUNDS; r++) {
+        await new Promise((resolve) => setTimeout(resolve, GAP_S * 1000));
         const before = new Map(hollows.map((h) => [h.pod, h.gate.generation]));
         const start = performance.now();
         await write(policy(`/v${String(++version)}/**`));
@@ -249,7 +255,7 @@ async function report(rows: Row[], kubernetes: string): Promise<void> {
     }),
   ].join("\n");
   const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
-  const block = `Operator scale, ${new Date().toISOString().slice(0, 10)}: hollow sidecars (real control servers in one process, Pods on a real API server), one \`airlock operator\`, ${String(ROUNDS)} policy edits per size; nproc ${String(cpus().length)}, ${cpu}, Node ${process.version}, Kubernetes ${kubernetes}:\n\n${table}\n`;
+  const block = `Operator scale, ${new Date().toISOString().slice(0, 10)}: hollow sidecars (real control servers in one process, Pods on a real API server), one \`airlock operator\`, ${String(ROUNDS)} policy edits per size ${String(GAP_S)} s apart; nproc ${String(cpus().length)}, ${cpu}, Node ${process.version}, Kubernetes ${kubernetes}:\n\n${table}\n`;
   process.stdout.write(`${block}\n`);
   if (RECORD) await recordBenchmark("## Operator convergence", block);
 }
