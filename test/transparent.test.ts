@@ -62,7 +62,12 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
   const recordsBeforeBarrier = async (from: number): Promise<WorldRecord[]> => {
     barriers++;
     const path = `/barrier-${String(barriers)}`;
-    const res = await curl([`http://registry.example.test${path}`]);
+    // Pinned: the barrier is about ordering, not DNS (its lookup failed once in CI; cause not found).
+    const res = await curl([
+      "--resolve",
+      "registry.example.test:80:10.77.1.10",
+      `http://registry.example.test${path}`,
+    ]);
     expect(res.stdout, res.stderr).to.match(/\n200$/);
     return eventually(
       () => {
