@@ -305,8 +305,9 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     expect(records().slice(before)).to.deep.equal([]);
     sidecar = await background(sidecarArgs, /listening on/);
     bundle = harness.agentBundle(readFileSync(join(pw.dir, "world-ca.pem"), "utf8"));
-    const up = await curl(["https://api.example.test/again"]);
-    expect(up.stdout).to.match(/\n200$/);
+    // Pinned like the request above: this is about the listener coming back, not DNS.
+    const up = await curl(["--resolve", "api.example.test:443:10.77.1.10", "https://api.example.test/again"]);
+    expect(up.stdout, up.stderr).to.match(/\n200$/);
   });
 });
 
