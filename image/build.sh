@@ -17,10 +17,11 @@ cd "$root"
 cache=${AIRLOCK_IMAGE_CACHE:-$HOME/.cache/airlock/image}
 mkdir -p "$cache"
 
-# Bump when the way the base is made changes: the base is cached under this name.
-BASE_RECIPE=2
-suite=bookworm
-base_ref="localhost/airlock-base:${suite}-minbase-r${BASE_RECIPE}"
+# The base's name and recipe version (shared with test/e2e/images.sh).
+# shellcheck source=base.env
+source "$root/image/base.env"
+suite=$BASE_SUITE
+base_ref=$BASE_REF
 base_tar="$cache/airlock-base-${suite}-minbase-r${BASE_RECIPE}.tar"
 
 version=$(sed -n 's/^  "version": "\([^"]*\)",$/\1/p' package.json | head -n 1)

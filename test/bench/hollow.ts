@@ -33,12 +33,9 @@ import { CertificateAuthority } from "../../sidecar/tls/ca.ts";
 import { startOperatorProcess, stopProcess } from "../helpers/agent-pods.ts";
 import { installAirlockCrds, startControlPlane } from "../helpers/control-plane.ts";
 import { operatorFiles, prepareOperatorNamespace } from "../helpers/operator-kit.ts";
+import { flag, option } from "./args.ts";
 import { recordBenchmark } from "./record.ts";
 
-const option = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at === -1 ? undefined : process.argv[at + 1];
-};
 const SIZES = (option("--sizes") ?? "100,500,1000").split(",").map(Number);
 const ROUNDS = Number(option("--rounds") ?? 5);
 /**
@@ -46,7 +43,7 @@ const ROUNDS = Number(option("--rounds") ?? 5);
  * sidecar (4 s), so each edit pays its TLS handshakes as a real, occasional edit would.
  */
 const GAP_S = Number(option("--gap") ?? 6);
-const RECORD = !process.argv.includes("--no-record");
+const RECORD = !flag("--no-record");
 const NS = "hollow";
 const CONTROL_PORT = 15443;
 const TIMEOUT_MS = 120_000;

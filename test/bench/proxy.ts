@@ -28,14 +28,9 @@ import { cpus, homedir, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SIDECAR_NODE_OPTIONS } from "../../operator/inject/injected.ts";
 import { ROOT } from "../helpers/cli.ts";
+import { flag, option } from "./args.ts";
 import { recordBenchmark } from "./record.ts";
 
-const argv = process.argv.slice(2);
-const flag = (name: string): boolean => argv.includes(name);
-const option = (name: string): string | undefined => {
-  const at = argv.indexOf(name);
-  return at === -1 ? undefined : argv[at + 1];
-};
 const QUICK = flag("--quick");
 const SECONDS = Number(option("--seconds") ?? (QUICK ? 3 : 10));
 const WARM_SECONDS = QUICK ? 1 : 2;

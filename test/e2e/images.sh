@@ -15,9 +15,9 @@ agent_tar=$cache/airlock-e2e-agent-$version.tar
 
 image/build.sh >&2
 export CONTAINERS_CONF=$cache/containers.conf
-base=$(sed -n 's/^base_ref="\(.*\)"$/\1/p' image/build.sh)
-base=${base//\$\{suite\}/bookworm}
-base=${base//\$\{BASE_RECIPE\}/$(sed -n 's/^BASE_RECIPE=//p' image/build.sh)}
+# shellcheck source=../../image/base.env
+source image/base.env
+base=$BASE_REF
 podman image exists "$base" || { echo "e2e images: base $base missing after make image" >&2; exit 1; }
 start=$SECONDS
 podman build --network host --layers --pull=never --build-arg "BASE=$base" --build-arg "AIRLOCK_IMAGE=$airlock" \

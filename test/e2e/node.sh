@@ -55,6 +55,10 @@ stop_pid() { # stop_pid NAME: SIGTERM by recorded PID, SIGKILL after 10 s
 
 down() {
   local ctr=(ctr --address "$containerd_sock" -n k8s.io)
+  # /run/containerd is touched only when this script's containerd is (or was) the one there:
+  # preflight refuses to start next to another containerd, and this never removes one's state.
+  local ours=0
+  [ -f "$dir/run/containerd.pid" ] && ours=1
   stop_pid kubelet
   stop_pid kube-scheduler
   stop_pid kube-controller-manager
@@ -70,17 +74,19 @@ down() {
   fi
   stop_pid containerd
   # Shims outlive containerd: they are children of init with our state folder on their command line.
-  pkill -9 -f "containerd-shim-runc-v2 .*-address $containerd_sock" 2>/dev/null || true
+  [ "$ours" = 0 ] || pkill -9 -f "containerd-shim-runc-v2 .*-address $containerd_sock" 2>/dev/null || true
   stop_pid kube-apiserver
   stop_pid etcd
   # Mounts: the kubelet's volumes, containerd's rootfs and shm, the CNI network namespaces.
   local m
   for _ in 1 2 3; do
-    awk -v d="$dir" '$2 ~ "^" d "/" || $2 ~ "^/run/containerd/" || $2 ~ "^/run/netns/cni-" { print $2 }' /proc/mounts |
+    awk -v d="$dir" -v ours="$ours" '$2 ~ "^" d "/" || (ours && ($2 ~ "^/run/containerd/" || $2 ~ "^/run/netns/cni-")) { print $2 }' /proc/mounts |
       sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   done
-  for m in /run/netns/cni-*; do [ -e "$m" ] && rm -f "$m"; done
-  rm -rf /run/containerd
+  if [ "$ours" = 1 ]; then
+    for m in /run/netns/cni-*; do [ -e "$m" ] && rm -f "$m"; done
+    rm -rf /run/containerd
+  fi
   # Network: the bridge, the node address, the blackhole route, our iptables chains.
   ip link del "$bridge" 2>/dev/null || true
   ip addr del "$node_ip/32" dev lo 2>/dev/null || true
@@ -134,6 +140,9 @@ preflight() {
   need openssl "apt-get install openssl"
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] ||
     fail "the CNI plugins are not installed; apt-get install containernetworking-plugins"
+  if [ -S "$containerd_sock" ] && [ ! -f "$dir/run/containerd.pid" ]; then
+    fail "another containerd serves $containerd_sock; the e2e node needs that socket to itself (stop it, or use AIRLOCK_E2E_KUBECONFIG with a cluster of your own)"
+  fi
 }
 
 pki() {
