@@ -172,8 +172,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     close: async () => {
       boundary.close();
       await Promise.all([...started.map(close), dns?.close()]);
-      boundary.upstreams.http.destroy();
-      boundary.upstreams.https.destroy();
+      boundary.upstreams.destroy();
     },
   };
 }

@@ -3,6 +3,9 @@
 // is the proof of what crossed the boundary (THREATS.md I1, I3, I4).
 import { expect } from "chai";
 import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fetch, ProxyAgent } from "undici";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
@@ -76,6 +79,33 @@ describe("explicit proxy: inject, allow, block with real clients", function () {
     expect(res.body).to.include("[airlock:redacted]");
     expect(res.body + JSON.stringify(res.headers)).not.to.include(SECRET);
     expect(res.body).not.to.include("agent-guess");
+  });
+
+  it("inject with a request body: sized with Expect: 100-continue, and chunked, both arrive whole", async function () {
+    const body = join(mkdtempSync(join(tmpdir(), "airlock-body-")), "body.bin");
+    // 256 KiB: several TLS records and reads on each side, one marker line per KiB.
+    const payload = Array.from({ length: 256 }, (_, i) =>
+      `line ${String(i).padStart(4, "0")} `.padEnd(1023, "x"),
+    )
+      .map((line) => `${line}\n`)
+      .join("");
+    writeFileSync(body, payload);
+    const url = `https://api.example.test:${tlsUp.port}/v1/upload`;
+    for (const extra of [
+      ["-H", "Expect: 100-continue"],
+      ["-H", "Transfer-Encoding: chunked"],
+    ]) {
+      const before = tlsUp.received.length;
+      const res = await viaCurl(url, ["-X", "POST", "--data-binary", `@${body}`, ...extra]);
+      expect(res.status, `${extra.join(" ")}: ${res.stderr}`).to.equal(200);
+      expect(res.headers["x-airlock-decision"]).to.equal("inject");
+      const got = tlsUp.received.slice(before);
+      expect(got).to.have.length(1);
+      expect(got[0]?.body === payload, `${extra.join(" ")}: the body arrives whole`).to.equal(true);
+      expect(got[0]?.headers.authorization).to.equal(`Bearer ${SECRET}`);
+      // The sidecar met the expectation itself; the upstream is not asked for a 100.
+      expect(got[0]?.headers.expect).to.equal(undefined);
+    }
   });
 
   it("allow (curl, CONNECT): passthrough without interception and without a credential", async function () {

@@ -53,15 +53,24 @@ export function blockAnswer(verdict: Verdict, host: string | undefined, close = 
   });
 }
 
+const UNDICI_TIMEOUTS = new Set([
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+]);
+
 /** Kinds of upstream failure (bounded label values for airlock_upstream_errors_total). */
 export type UpstreamErrorKind = "connect" | "dns" | "tls" | "timeout" | "reset" | "protocol";
 
-/** Classifies a socket/TLS error from dialling or talking to an upstream. */
+/**
+ * Classifies a socket/TLS error from dialling or talking to an upstream (Node's codes, and the
+ * HTTP client's: UND_ERR_* timeouts, and UND_ERR_SOCKET when the upstream closed mid-exchange).
+ */
 export function upstreamErrorKind(err: unknown): UpstreamErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return "protocol";
-  if (code === "ETIMEDOUT" || code === "UpstreamTimeout") return "timeout";
-  if (code === "ECONNRESET" || code === "EPIPE") return "reset";
+  if (code === "ETIMEDOUT" || code === "UpstreamTimeout" || UNDICI_TIMEOUTS.has(code)) return "timeout";
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") return "reset";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ENODATA") return "dns";
   if (code.startsWith("ERR_TLS") || code.includes("CERT") || code.startsWith("ERR_SSL") || code === "EPROTO")
     return "tls";

@@ -1,9 +1,7 @@
 // One HTTP request through the boundary: reduce it to canonical facts, decide, then forward it
 // (credential attached for inject) to the address the sidecar resolved and checked itself.
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import type { LookupFunction } from "node:net";
-import tls from "node:tls";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { RequestFacts } from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
@@ -16,9 +14,10 @@ import {
   withoutClientClaims,
   type HeaderList,
 } from "./inject.ts";
-import { relayedResponse, sendRelayed } from "./response.ts";
+import { relay, relayedResponse, type BodySink } from "./response.ts";
 import { requestTarget, type TargetContext } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
+import { UpstreamPools } from "./upstream-pool.ts";
 import {
   blockVerdict,
   sendBlock,
@@ -34,28 +33,11 @@ export interface ConnContext extends TargetContext {
 }
 
 /** Upstream connection pools shared by every request of one sidecar. */
-export interface Upstreams {
-  http: http.Agent;
-  https: https.Agent;
-  timeoutMs: number;
-}
+export type Upstreams = UpstreamPools;
 
-/**
- * Creates the keep-alive pools; upstream TLS is always verified against `roots`. The roots are
- * parsed once into one SecureContext that every upstream connection shares: passing `ca` to the
- * agent instead would parse the whole bundle for each new connection and, worse, make the bundle
- * (~200 KB of PEM) part of the pool key that https.Agent#getName rebuilds and hashes several
- * times per request. The pool key still names host, port and server name, so TLS sessions are
- * cached and resumed per upstream (the agent's session cache, 100 by default).
- */
+/** Creates the keep-alive pools; upstream TLS is always verified against `roots`. */
 export function createUpstreams(roots: string[], timeoutMs = 30_000): Upstreams {
-  const common = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: timeoutMs };
-  const secureContext = tls.createSecureContext({ ca: roots, minVersion: "TLSv1.2" });
-  return {
-    http: new http.Agent(common),
-    https: new https.Agent({ ...common, secureContext, rejectUnauthorized: true }),
-    timeoutMs,
-  };
+  return new UpstreamPools(roots, timeoutMs);
 }
 
 /** Handles one request end to end. Never throws; every failure becomes an answer to the agent. */
@@ -190,28 +172,36 @@ interface ForwardPlan {
   onDone: (status: number, bytes: number) => void;
 }
 
-/** Options that dial exactly the address the sidecar resolved and checked, with the pools' TLS. */
-function requestOptions(upstreams: Upstreams, plan: ForwardPlan): https.RequestOptions {
-  const { facts } = plan;
-  const pinned: LookupFunction = (_host, options, callback) => {
-    if (options.all === true)
-      callback(null, [{ address: plan.address.address, family: plan.address.family }]);
-    else callback(null, plan.address.address, plan.address.family);
-  };
-  const secure = facts.scheme === "https";
-  const isIpHost = canonicalHost(facts.host).kind === "ip";
+/** The options of one upstream request: exactly what `outgoing` built, nothing added. */
+function dispatchOptions(
+  req: IncomingMessage,
+  upstreams: Upstreams,
+  plan: ForwardPlan,
+): Dispatcher.DispatchOptions {
   return {
-    host: facts.host,
-    port: facts.port,
-    method: facts.method,
     path: plan.path,
+    method: plan.facts.method,
     headers: plan.headers.flat(),
-    setHost: false,
-    lookup: pinned,
-    agent: secure ? upstreams.https : upstreams.http,
-    timeout: upstreams.timeoutMs,
-    ...(secure && !isIpHost ? { servername: facts.host } : {}),
+    // The agent's body streams through as it arrives (chunked again when it came chunked).
+    body: hasBody(req) ? req : null,
+    headersTimeout: upstreams.timeoutMs,
+    bodyTimeout: upstreams.timeoutMs,
   };
+}
+
+/** True when the agent's request carries a body (Node's parser framed one). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  if (length !== undefined) return length !== "0";
+  return req.headers["transfer-encoding"] !== undefined;
+}
+
+/** The undici handler's view of the request it serves. */
+interface Controller {
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+  rawHeaders?: Buffer[] | string[] | Record<string, unknown> | null;
 }
 
 function forward(
@@ -222,76 +212,146 @@ function forward(
   plan: ForwardPlan,
 ): void {
   const { facts } = plan;
-  const secure = facts.scheme === "https";
-  const options = requestOptions(upstreams, plan);
-  let bytes = 0;
-  let finished = false;
-  const done = (status: number): void => {
-    if (finished) return;
-    finished = true;
-    plan.onDone(status, bytes);
-  };
-  const outcome = plan.credential !== undefined ? "inject" : "allow";
-  let response: IncomingMessage | undefined;
-  let answered = false;
-  // The one way a failure reaches the agent: a 502/504 while nothing of the response has been
-  // sent, else the connection cut (a truncated body must not look complete).
-  const fail = (kind: UpstreamErrorKind): void => {
-    if (answered) return;
-    answered = true;
-    gate.metrics.upstreamErrors.inc({ kind });
-    if (res.headersSent) res.destroy();
-    else sendUpstreamError(res, kind, outcome);
-    done(res.statusCode);
-  };
-  const upstream = (secure ? https : http).request(options, (upRes) => {
-    response = upRes;
-    const relayed = relayedResponse(upRes, {
-      method: facts.method,
-      patterns: plan.patterns,
-      outcome,
-      onScrub: (count) => {
-        gate.metrics.credentialScrubbed.inc({ credential: plan.credential ?? "" }, count);
-      },
-    });
-    if (!relayed.ok) {
-      upRes.destroy();
-      gate.log.warn({ reason: relayed.unreadable.reason, host: facts.host }, "response refused: unreadable");
-      fail("protocol");
-      return;
+  const exchange = new Exchange(gate, res, plan);
+  res.on("close", () => {
+    exchange.agentClosed();
+  });
+  const pool = upstreams.pool({
+    secure: facts.scheme === "https",
+    host: facts.host,
+    port: facts.port,
+    address: plan.address.address,
+    family: plan.address.family,
+    isIp: canonicalHost(facts.host).kind === "ip",
+  });
+  pool.dispatch(dispatchOptions(req, upstreams, plan), exchange);
+}
+
+/**
+ * One request's exchange with its upstream: the HTTP client's handler (undici calls the on*
+ * methods), and what the agent is told. The one way a failure reaches the agent is `fail`: a
+ * 502/504 while nothing of the response has been sent, else the connection cut (a truncated body
+ * must not look complete).
+ */
+class Exchange {
+  #gate: Gate;
+  #res: ServerResponse;
+  #plan: ForwardPlan;
+  #outcome: "inject" | "allow";
+  #bytes = 0;
+  #finished = false;
+  #answered = false;
+  #agentGone = false;
+  #controller: Controller | undefined;
+  #sink: BodySink | undefined;
+
+  constructor(gate: Gate, res: ServerResponse, plan: ForwardPlan) {
+    this.#gate = gate;
+    this.#res = res;
+    this.#plan = plan;
+    this.#outcome = plan.credential !== undefined ? "inject" : "allow";
+  }
+
+  /** The agent's response closed: if before it was complete, stop the upstream side too. */
+  agentClosed(): void {
+    if (!this.#res.writableFinished) {
+      this.#agentGone = true;
+      this.#controller?.abort(new Error("the agent went away"));
     }
-    sendRelayed(
-      res,
-      relayed,
-      (count) => (bytes += count),
-      (err) => {
-        if (err) {
-          fail("protocol");
-          return;
-        }
-        answered = true;
-        done(res.statusCode);
+    this.#done();
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.#controller = controller;
+    if (this.#agentGone) controller.abort(new Error("the agent went away"));
+  }
+
+  onResponseStart(controller: Controller, status: number, _headers: unknown, statusMessage?: string): void {
+    // 1xx interim responses are never relayed; the final response follows.
+    if (status < 200 || this.#sink !== undefined || this.#answered) return;
+    const { facts, patterns, credential } = this.#plan;
+    const relayed = relayedResponse(
+      { status, statusMessage: statusMessage ?? "", rawHeaders: latin1Headers(controller.rawHeaders) },
+      {
+        method: facts.method,
+        patterns,
+        outcome: this.#outcome,
+        onScrub: (count) => {
+          this.#gate.metrics.credentialScrubbed.inc({ credential: credential ?? "" }, count);
+        },
       },
     );
-  });
-  upstream.on("timeout", () => {
-    upstream.destroy(Object.assign(new Error("upstream timed out"), { code: "UpstreamTimeout" }));
-  });
-  upstream.on("error", (err) => {
-    // Bytes after a complete response (a HEAD answered with a body) are the upstream's fault,
-    // not the response's: the agent keeps what it was sent in full.
-    if (response?.complete === true) {
-      gate.metrics.upstreamErrors.inc({ kind: "protocol" });
+    if (!relayed.ok) {
+      this.#gate.log.warn(
+        { reason: relayed.unreadable.reason, host: facts.host },
+        "response refused: unreadable",
+      );
+      this.#fail("protocol");
+      controller.abort(new Error("response refused: unreadable"));
       return;
     }
-    fail(upstreamErrorKind(err));
-  });
-  res.on("close", () => {
-    // The agent went away: stop the upstream side too.
-    if (!res.writableFinished) upstream.destroy();
-    done(res.statusCode);
-  });
-  // Not pipeline(): an upstream failure must leave the agent's connection open for the 502.
-  req.on("error", () => upstream.destroy());
-  req.pipe(upstream);
+    const flow = {
+      pause: () => {
+        controller.pause();
+      },
+      resume: () => {
+        controller.resume();
+      },
+    };
+    this.#sink = relay(
+      this.#res,
+      relayed,
+      flow,
+      (count) => (this.#bytes += count),
+      (err) => {
+        if (err) {
+          this.#fail("protocol");
+          return;
+        }
+        this.#answered = true;
+        this.#done();
+      },
+    );
+  }
+
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    this.#sink?.data(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.#sink?.end();
+  }
+
+  onResponseError(_controller: Controller | null, err: Error): void {
+    if (this.#sink !== undefined) this.#sink.fail(err);
+    else this.#fail(upstreamErrorKind(err));
+  }
+
+  #fail(kind: UpstreamErrorKind): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    if (!this.#agentGone) {
+      this.#gate.metrics.upstreamErrors.inc({ kind });
+      if (this.#res.headersSent) this.#res.destroy();
+      else sendUpstreamError(this.#res, kind, this.#outcome);
+    }
+    this.#done();
+  }
+
+  #done(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#plan.onDone(this.#res.statusCode, this.#bytes);
+  }
+}
+
+/** undici's raw response headers (Buffers) as the latin1 strings Node's own parser gives. */
+function latin1Headers(raw: Controller["rawHeaders"]): string[] {
+  if (!Array.isArray(raw)) return [];
+  const out: string[] = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const item = raw[i] as Buffer | string;
+    out[i] = typeof item === "string" ? item : item.toString("latin1");
+  }
+  return out;
 }

@@ -29,6 +29,9 @@ const NEVER_FORWARDED = new Set([
   "upgrade",
   // Not hop-by-hop: the sidecar writes the canonical Host of the target it decided on itself.
   "host",
+  // An expectation the sidecar meets itself: the agent already had its 100 Continue from the
+  // sidecar's server; the upstream gets the body at once (its own 100 would not be relayed).
+  "expect",
 ]);
 
 /** [name, value] pairs in their original order and case. */
@@ -46,13 +49,17 @@ export function pairHeaders(raw: string[]): HeaderList {
  * header names, and `extraDrop` (lower-case names), case-insensitively and for every duplicate.
  */
 export function forwardableHeaders(headers: HeaderList, extraDrop: Iterable<string> = []): HeaderList {
-  const drop = new Set(NEVER_FORWARDED);
-  for (const name of extraDrop) drop.add(name.toLowerCase());
+  // Called twice per request: no copy of NEVER_FORWARDED, and a set only when more is dropped.
+  let drop: Set<string> | undefined;
+  for (const name of extraDrop) (drop ??= new Set()).add(name.toLowerCase());
   for (const [name, value] of headers) {
-    if (name.toLowerCase() !== "connection") continue;
-    for (const token of value.split(",")) drop.add(token.trim().toLowerCase());
+    if (name.length !== 10 || name.toLowerCase() !== "connection") continue;
+    for (const token of value.split(",")) (drop ??= new Set()).add(token.trim().toLowerCase());
   }
-  return headers.filter(([name]) => !drop.has(name.toLowerCase()));
+  return headers.filter(([name]) => {
+    const lower = name.toLowerCase();
+    return !NEVER_FORWARDED.has(lower) && drop?.has(lower) !== true;
+  });
 }
 
 /**

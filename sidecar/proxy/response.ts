@@ -3,12 +3,12 @@
 // and what the sidecar cannot read fully is refused rather than passed on. What is never relayed
 // on any path: 1xx interim responses and trailers (nothing an agent needs from an upstream, and
 // two more places a reflection could hide).
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
-import { finished, Transform, type Readable, type TransformCallback } from "node:stream";
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import { finished, Readable, Transform, type TransformCallback } from "node:stream";
 import zlib from "node:zlib";
 import { DECISION_HEADER } from "../constants.ts";
 import { forwardableHeaders, pairHeaders } from "./inject.ts";
-import { ScrubStream, scrubText } from "./scrub.ts";
+import { Scrubber, scrubText } from "./scrub.ts";
 
 /** Response headers that describe the body as the upstream sent it; a decoded body drops them. */
 const BODY_FRAMING = ["content-length", "content-encoding"];
@@ -22,40 +22,62 @@ export interface RelayPlan {
   onScrub: (count: number) => void;
 }
 
+/** The status line and headers of an upstream's final response, as received. */
+export interface UpstreamHead {
+  status: number;
+  statusMessage: string;
+  /** Flat name/value list in the upstream's order and case (latin1 strings). */
+  rawHeaders: string[];
+}
+
 /** Why a response on an inject path cannot be relayed (it would reach the agent unread). */
 export type Unreadable = { reason: string };
 
+/** A response ready to send the agent; its body arrives later, through a BodySink. */
+export interface Relayed {
+  status: number;
+  message: string;
+  headers: string[];
+  /** On an inject path with a content-coding: the decoder the body passes before scrubbing. */
+  decoder?: Transform;
+  /** On an inject path: every byte of the body passes it before it is written. */
+  scrubber?: Scrubber;
+}
+
 /**
- * The status line, headers and body to send the agent, or why the response is refused. On an
- * inject path: the reason phrase is the standard one for the code (the upstream's could carry
- * the value); a header whose name holds a credential form is dropped, values are scrubbed;
- * transfer-codings other than chunked, and content-codings the sidecar cannot decode or that
- * are nested, are refused.
+ * The status line and headers to send the agent, and how to read the body, or why the response
+ * is refused. On an inject path: the reason phrase is the standard one for the code (the
+ * upstream's could carry the value); a header whose name holds a credential form is dropped,
+ * values are scrubbed; transfer-codings other than chunked, and content-codings the sidecar
+ * cannot decode or that are nested, are refused.
  */
 export function relayedResponse(
-  upRes: IncomingMessage,
+  head: UpstreamHead,
   plan: RelayPlan,
 ): ({ ok: true } & Relayed) | { ok: false; unreadable: Unreadable } {
-  const status = upRes.statusCode ?? 502;
+  const { status } = head;
   const scrubbing = plan.patterns.length > 0;
   if (!scrubbing) {
-    const headers = forwardableHeaders(pairHeaders(upRes.rawHeaders)).flat();
+    const headers = forwardableHeaders(pairHeaders(head.rawHeaders)).flat();
     headers.push(DECISION_HEADER, plan.outcome);
-    return { ok: true, status, message: upRes.statusMessage ?? "", headers, body: upRes };
+    return { ok: true, status, message: head.statusMessage, headers };
   }
-  const transfer = codings(upRes.headers["transfer-encoding"]).filter((c) => c !== "chunked");
+  const transfer = codings(headerValue(head.rawHeaders, "transfer-encoding")).filter((c) => c !== "chunked");
   if (transfer.length > 0)
     return { ok: false, unreadable: { reason: `transfer-coding ${transfer.join(", ")} cannot be read` } };
-  const content = codings(upRes.headers["content-encoding"]);
+  const content = codings(headerValue(head.rawHeaders, "content-encoding"));
   const hasBody =
-    plan.method !== "HEAD" && status !== 204 && status !== 304 && upRes.headers["content-length"] !== "0";
+    plan.method !== "HEAD" &&
+    status !== 204 &&
+    status !== 304 &&
+    headerValue(head.rawHeaders, "content-length") !== "0";
   const decoding: BodyDecoding = hasBody ? bodyDecoding(content) : { kind: "as-sent" };
   if (decoding.kind === "unreadable")
     return { ok: false, unreadable: { reason: `content-coding ${content.join(", ")} cannot be read` } };
 
   const headers: string[] = [];
   const dropped = decoding.kind === "decoded" || content.length === 0 ? BODY_FRAMING : ["content-length"];
-  for (const [name, value] of forwardableHeaders(pairHeaders(upRes.rawHeaders), dropped)) {
+  for (const [name, value] of forwardableHeaders(pairHeaders(head.rawHeaders), dropped)) {
     const named = scrubText(name, plan.patterns);
     if (named.count > 0) {
       plan.onScrub(named.count);
@@ -66,44 +88,108 @@ export function relayedResponse(
     headers.push(name, scrubbed.text);
   }
   headers.push(DECISION_HEADER, plan.outcome);
-  const scrubber = new ScrubStream(plan.patterns, plan.onScrub);
-  const body =
-    decoding.kind === "as-sent"
-      ? chain([upRes, scrubber])
-      : chain([upRes, decoding.decoder, new NotCompressedAgain(), scrubber]);
+  const scrubber = new Scrubber(plan.patterns, plan.onScrub);
   const message = STATUS_CODES[status] ?? "";
-  return { ok: true, status, message, headers, body };
+  return decoding.kind === "as-sent"
+    ? { ok: true, status, message, headers, scrubber }
+    : { ok: true, status, message, headers, scrubber, decoder: decoding.decoder };
 }
 
-/** A response ready to send the agent. */
-export interface Relayed {
-  status: number;
-  message: string;
-  headers: string[];
-  body: Readable;
+/** The values of header `name` (lower-case) joined with ", ", or undefined when it is absent. */
+function headerValue(raw: string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if ((raw[i] as string).toLowerCase() === name) {
+      const next = raw[i + 1] as string;
+      value = value === undefined ? next : `${value}, ${next}`;
+    }
+  return value;
+}
+
+/** Where the upstream's body goes, as it arrives. */
+export interface BodySink {
+  data(chunk: Buffer): void;
+  /** The body is complete. */
+  end(): void;
+  /** The body was cut short (the agent's response is cut too). */
+  fail(err: Error): void;
+}
+
+/** Stops and restarts the upstream's body (backpressure from the agent's connection). */
+export interface Flow {
+  pause(): void;
+  resume(): void;
 }
 
 /** Body bytes held back to be written together (a few chunks of one read), at most. */
 const COALESCE_BYTES = 64 * 1024;
 
 /**
- * Writes a relayed response with backpressure. The head waits for the body's first bytes (or its
- * end): a body that fails at once — a bad chunk, a coding that does not decode or is nested —
- * can still become a 502 rather than a truncated answer. The chunks that arrive together (one
- * upstream read, the scrubber's output and its carry-over) are written together, at the latest
- * when the event loop next turns (setImmediate), so a streamed body is never held back waiting for
- * more; a body that ends before then goes out as one write with the head, framed with its
- * Content-Length, instead of a head, a chunk and a separate last chunk (each its own TLS record
- * and packet). `onEnd` gets undefined when the agent has it all, or the error that cut the body
- * short.
+ * Writes a relayed response with backpressure; the body is pushed into the returned sink. The
+ * head waits for the body's first bytes (or its end): a body that fails at once — a bad chunk, a
+ * coding that does not decode or is nested — can still become a 502 rather than a truncated
+ * answer. The chunks that arrive together (one upstream read, the scrubber's output and its
+ * carry-over) are written together, at the latest when the event loop next turns (setImmediate),
+ * so a streamed body is never held back waiting for more; a body that ends before then goes out
+ * as one write with the head, framed with its Content-Length, instead of a head, a chunk and a
+ * separate last chunk (each its own TLS record and packet). `onEnd` gets undefined when the agent
+ * has it all, or the error that cut the body short. No stream sits between the upstream and the
+ * agent unless the body must be decoded: a Transform per response, piped and watched, cost more
+ * than the scrubbing.
  */
-export function sendRelayed(
+export function relay(
+  res: ServerResponse,
+  relayed: Relayed,
+  flow: Flow,
+  onBytes: (count: number) => void,
+  onEnd: (err: Error | undefined) => void,
+): BodySink {
+  const writer = bodyWriter(res, relayed, onBytes, onEnd);
+  const { decoder } = relayed;
+  if (decoder === undefined) {
+    res.on("drain", () => {
+      flow.resume();
+    });
+    writer.pause = () => {
+      flow.pause();
+    };
+    return writer;
+  }
+  // A decoded body: the upstream's chunks go through the decoder, then the same writer.
+  const source = new Readable({
+    read() {
+      flow.resume();
+    },
+  });
+  const decoded = chain([source, decoder, new NotCompressedAgain()]);
+  decoded.on("data", (chunk: Buffer) => {
+    writer.data(chunk);
+  });
+  finished(decoded, (err) => {
+    if (err) writer.fail(err);
+    else writer.end();
+  });
+  res.on("drain", () => decoded.resume());
+  writer.pause = () => decoded.pause();
+  return {
+    data: (chunk) => {
+      if (!source.push(chunk)) flow.pause();
+    },
+    end: () => source.push(null),
+    fail: (err) => source.destroy(err),
+  };
+}
+
+/** The writing half of relay(): a sink whose `pause` is called when the agent's connection is full. */
+function bodyWriter(
   res: ServerResponse,
   relayed: Relayed,
   onBytes: (count: number) => void,
   onEnd: (err: Error | undefined) => void,
-): void {
+): BodySink & { pause: () => void } {
+  const { scrubber } = relayed;
   let started = false;
+  let ended = false;
   const start = (length?: number): void => {
     if (started || res.destroyed) return;
     started = true;
@@ -113,13 +199,54 @@ export function sendRelayed(
         : relayed.headers;
     res.writeHead(relayed.status, relayed.message, framed);
   };
-  const { body } = relayed;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let scheduled = false;
+  const sink = {
+    pause: (): void => undefined,
+    data(read: Buffer): void {
+      if (ended) return;
+      const chunk = scrubber ? scrubber.push(read) : read;
+      if (chunk.length === 0) return;
+      onBytes(chunk.length);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= COALESCE_BYTES) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    end(): void {
+      if (ended) return;
+      ended = true;
+      const tail = scrubber?.end();
+      if (tail !== undefined && tail.length > 0) {
+        onBytes(tail.length);
+        pending.push(tail);
+      }
+      const rest =
+        pending.length === 1 ? pending[0] : pending.length > 1 ? Buffer.concat(pending) : undefined;
+      pending = [];
+      if (rest !== undefined && !started) start(rest.length);
+      else start();
+      const done = (): void => {
+        onEnd(undefined);
+      };
+      if (res.destroyed) return;
+      if (rest !== undefined) res.end(rest, done);
+      else res.end(done);
+    },
+    fail(err: Error): void {
+      if (ended) return;
+      ended = true;
+      pending = [];
+      onEnd(err);
+    },
+  };
   const flush = (): void => {
     scheduled = false;
-    if (pending.length === 0 || res.destroyed) return;
+    if (pending.length === 0 || res.destroyed || ended) return;
     const chunks = pending;
     pending = [];
     pendingBytes = 0;
@@ -128,35 +255,9 @@ export function sendRelayed(
     if (chunks.length > 1) res.cork();
     for (const chunk of chunks) ok = res.write(chunk);
     if (chunks.length > 1) res.uncork();
-    if (!ok) body.pause();
+    if (!ok) sink.pause();
   };
-  body.on("data", (chunk: Buffer) => {
-    onBytes(chunk.length);
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= COALESCE_BYTES) flush();
-    else if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  });
-  res.on("drain", () => body.resume());
-  finished(body, (err) => {
-    if (err) {
-      pending = [];
-      onEnd(err);
-      return;
-    }
-    const rest = pending.length === 1 ? pending[0] : pending.length > 1 ? Buffer.concat(pending) : undefined;
-    pending = [];
-    if (rest !== undefined && !started) start(rest.length);
-    else start();
-    const ended = (): void => {
-      onEnd(undefined);
-    };
-    if (rest !== undefined) res.end(rest, ended);
-    else res.end(ended);
-  });
+  return sink;
 }
 
 /** True when the flat name/value list has a header `name` (lower-case). */

@@ -4,9 +4,9 @@
 // prefixes of one pattern inside another are common.
 import { expect } from "chai";
 import fc from "fast-check";
-import { assertAsyncProperty, PROPERTY_TIMEOUT_MS } from "../../test/helpers/property.ts";
+import { assertProperty, PROPERTY_TIMEOUT_MS } from "../../test/helpers/property.ts";
 import { encodedForms } from "./scrub-forms.ts";
-import { asciiLower, REDACTED, ScrubStream, scrubPatterns, scrubText } from "./scrub.ts";
+import { asciiLower, REDACTED, Scrubber, scrubPatterns, scrubText } from "./scrub.ts";
 
 /** The scrubber as it was first written: earliest match wins, the first listed (longest) at a tie. */
 function reference(input: Buffer, patterns: Buffer[]): { output: Buffer; count: number } {
@@ -33,15 +33,12 @@ function reference(input: Buffer, patterns: Buffer[]): { output: Buffer; count: 
   return { output: Buffer.concat(parts), count };
 }
 
-async function streamed(chunks: Buffer[], patterns: Buffer[]): Promise<{ output: Buffer; count: number }> {
+function streamed(chunks: Buffer[], patterns: Buffer[]): { output: Buffer; count: number } {
   let count = 0;
-  const stream = new ScrubStream(patterns, (n) => (count += n));
+  const scrubber = new Scrubber(patterns, (n) => (count += n));
   const out: Buffer[] = [];
-  stream.on("data", (c: Buffer) => out.push(Buffer.from(c)));
-  const done = new Promise((resolve) => stream.on("end", resolve));
-  for (const chunk of chunks) stream.write(chunk);
-  stream.end();
-  await done;
+  for (const chunk of chunks) out.push(Buffer.from(scrubber.push(chunk)));
+  out.push(scrubber.end());
   return { output: Buffer.concat(out), count };
 }
 
@@ -73,7 +70,8 @@ describe("scrub, one pass = one indexOf per pattern (property)", function () {
             ),
           fc.constantFrom(...forms.map((f) => f.toString("latin1"))),
           fc.string({ maxLength: 4 }),
-          fc.constantFrom("Bearer ", " ", "=", "%", "\\u00", "\u00ff", "Z"),
+          // A character above U+00FF is read as its low byte (what latin1 encoding writes).
+          fc.constantFrom("Bearer ", " ", "=", "%", "\\u00", "\u00ff", "Z", "\u0161", "\u0162"),
         ),
         { maxLength: 12 },
       )
@@ -92,9 +90,9 @@ describe("scrub, one pass = one indexOf per pattern (property)", function () {
     ["one-byte", scrubPatterns(["q", "qq", "q%", "%q%"])],
   ];
   for (const [name, patterns] of SETS) {
-    it(`text and stream agree with the reference for ${name}`, async function () {
-      await assertAsyncProperty(
-        fc.asyncProperty(input(patterns), fc.array(fc.nat(), { maxLength: 4 }), async (text, cuts) => {
+    it(`text and stream agree with the reference for ${name}`, function () {
+      assertProperty(
+        fc.property(input(patterns), fc.array(fc.nat(), { maxLength: 4 }), (text, cuts) => {
           const bytes = Buffer.from(text, "latin1");
           const want = reference(bytes, patterns);
           const got = scrubText(text, patterns);
@@ -102,7 +100,7 @@ describe("scrub, one pass = one indexOf per pattern (property)", function () {
           expect(Buffer.from(got.text, "latin1").equals(want.output)).to.equal(true);
           const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
           const chunks = [0, ...at].map((from, i) => bytes.subarray(from, at[i] ?? bytes.length));
-          const stream = await streamed(chunks, patterns);
+          const stream = streamed(chunks, patterns);
           expect(stream.count).to.equal(want.count);
           expect(stream.output.equals(want.output)).to.equal(true);
         }),

@@ -1,8 +1,6 @@
 // Removes every occurrence of an injected credential (in each encoding of what the sidecar sent,
 // see scrub-forms.ts) from what flows back to the agent: status line, header names and values,
 // and the streamed body. Matching ignores ASCII case: hex and hex-like values come back in either.
-import { Transform, type TransformCallback } from "node:stream";
-
 /** The replacement written where a credential stood. */
 export const REDACTED = "[airlock:redacted]";
 const REDACTED_BYTES = Buffer.from(REDACTED);
@@ -109,11 +107,39 @@ function firstMatch(
 
 /** Replaces every occurrence of any pattern in `text`; returns the new text and how many were replaced. */
 export function scrubText(text: string, patterns: Buffer[]): { text: string; count: number } {
-  // Most header names and values hold no pattern: look once before building a new string.
+  // Most header names and values hold no pattern: look (on the string itself) before copying.
+  if (!textMayMatch(matcherFor(patterns), text)) return { text, count: 0 };
   const bytes = Buffer.from(text, "latin1");
-  if (firstMatch(matcherFor(patterns), bytes, 0, bytes.length) === undefined) return { text, count: 0 };
   const { output, count } = scrubBuffer(bytes, patterns, Infinity);
   return count === 0 ? { text, count } : { text: output.toString("latin1"), count };
+}
+
+/**
+ * False when no pattern occurs in `text` read as latin1 bytes (each character's low byte, as
+ * Buffer.from(text, "latin1") writes it); true when one may (scrubBuffer then decides). The same
+ * screen as firstMatch, on the string's character codes, so that a header holding nothing is
+ * passed without being copied.
+ */
+function textMayMatch(m: Matcher, text: string): boolean {
+  const length = text.length;
+  const { byFirst, pairs, single } = m;
+  for (let i = 0; i < length; i++) {
+    const b0 = FOLD[text.charCodeAt(i) & 0xff] as number;
+    if (single[b0] === 0) {
+      if (i + 1 >= length) continue;
+      if (pairs[(b0 << 8) | (FOLD[text.charCodeAt(i + 1) & 0xff] as number)] === 0) continue;
+    }
+    const candidates = byFirst[b0];
+    if (candidates === undefined) continue;
+    for (const pattern of candidates) {
+      const n = pattern.length;
+      if (i + n > length) continue;
+      let j = 1;
+      while (j < n && FOLD[text.charCodeAt(i + j) & 0xff] === pattern[j]) j++;
+      if (j === n) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -165,39 +191,44 @@ function partialMatchStart(m: Matcher, buf: Uint8Array): number {
 }
 
 /**
- * A streaming scrubber. Of each chunk it holds back only a tail that could be the start of an
- * occurrence still arriving (the longest such suffix, at most the longest pattern − 1 bytes), so
- * an occurrence split across chunks is found, and everything else — a server-sent event, a line of
- * a streamed reply — goes to the agent at once. `onScrub` is told how many it replaced.
+ * A streaming scrubber: feed it a body's chunks in order (`push`), then `end`. Of each chunk it
+ * holds back only a tail that could be the start of an occurrence still arriving (the longest such
+ * suffix, at most the longest pattern − 1 bytes), so an occurrence split across chunks is found,
+ * and everything else — a server-sent event, a line of a streamed reply — goes to the agent at
+ * once. A plain object, not a stream: the relay calls it from its own data handler (a Transform
+ * per response, piped and watched, cost more than the scrubbing). `onScrub` is told how many it
+ * replaced.
  */
-export class ScrubStream extends Transform {
+export class Scrubber {
   #patterns: Buffer[];
   #matcher: Matcher;
   #carry: Buffer = EMPTY;
   #onScrub: (count: number) => void;
 
   constructor(patterns: Buffer[], onScrub: (count: number) => void) {
-    super();
     this.#patterns = patterns;
     this.#matcher = matcherFor(patterns);
     this.#onScrub = onScrub;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** The scrubbed bytes of `chunk` that can be sent now (possibly none). */
+  push(chunk: Buffer): Buffer {
     const buf = this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk;
     // An occurrence starting before the held tail lies wholly inside `buf` (else its start would
     // begin a partial match, earlier than the tail), so scrubbing up to the tail is final.
     const hold = partialMatchStart(this.#matcher, buf);
     const { output, consumed, count } = scrubBuffer(buf, this.#patterns, hold);
-    // A copy: the carry outlives this chunk, which the reader may hold or reuse.
+    // A copy: the carry outlives this chunk, which its reader may reuse.
     this.#carry = consumed < buf.length ? Buffer.from(buf.subarray(consumed)) : EMPTY;
     if (count > 0) this.#onScrub(count);
-    callback(null, output.length > 0 ? output : undefined);
+    return output;
   }
 
-  override _flush(callback: TransformCallback): void {
+  /** What was held back, scrubbed: the body has ended. */
+  end(): Buffer {
     const { output, count } = scrubBuffer(this.#carry, this.#patterns, Infinity);
+    this.#carry = EMPTY;
     if (count > 0) this.#onScrub(count);
-    callback(null, output.length > 0 ? output : undefined);
+    return output;
   }
 }

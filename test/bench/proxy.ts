@@ -251,13 +251,17 @@ async function startTinyproxy(tinyproxy: string, dir: string): Promise<Proc> {
   return start("tinyproxy", PROXY_CPU, tinyproxy, ["-d", "-c", join(dir, "tinyproxy.conf")], port);
 }
 
-async function startNodeProxy(): Promise<Proc> {
+async function startNodeProxy(dir: string): Promise<Proc> {
   const port = await freePort();
+  const mitm = ["--mitm", INJECT, "--address", ORIGIN, "--header", `X-Api-Key:${SECRET}`];
+  const files = ["--cert", "origin.pem", "--key", "origin.key", "--ca", "origin-ca.pem"].map((arg, i) =>
+    i % 2 === 1 ? join(dir, arg) : arg,
+  );
   return start(
     "node-proxy",
     PROXY_CPU,
     process.execPath,
-    [join(ROOT, "test/bench/node-proxy.ts"), String(port)],
+    [join(ROOT, "test/bench/node-proxy.ts"), String(port), ...mitm, ...files],
     port,
   );
 }
@@ -344,7 +348,7 @@ async function startAirlock(name: string, root: string, dir: string): Promise<Pr
   // The audit log (one JSON line per request) goes to /dev/null: written, as in production, not read.
   // The V8 heap bounds every injected sidecar runs with (operator/inject/injected.ts).
   return start(name, PROXY_CPU, join(root, "bin/airlock"), args, port, {
-    NODE_OPTIONS: SIDECAR_NODE_OPTIONS,
+    NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} ${process.env.BENCH_AIRLOCK_NODE_OPTIONS ?? ""}`.trim(),
   });
 }
 
@@ -528,6 +532,7 @@ async function arms(p: Peers, dir: string): Promise<void> {
   ] as const) {
     await measure(arm, undefined, (s) => hey(tlsTarget(INJECT, false), undefined, { ...opts, seconds: s }));
     await measure(arm, p.squid, (s) => hey(tlsTarget(INJECT, true), p.squid.port, { ...opts, seconds: s }));
+    await measure(arm, p.node, (s) => hey(tlsTarget(INJECT, true), p.node.port, { ...opts, seconds: s }));
     for (const a of airlocks(p))
       await measure(arm, a, (s) => hey(tlsTarget(INJECT, true), a.port, { ...opts, seconds: s }));
   }
@@ -562,7 +567,7 @@ async function runHeyPlain(url: string, proxy: number | undefined, seconds: numb
 
 /** Each injecting proxy must deliver the credential (nginx answers whether it saw one). */
 function checkInjection(p: Peers): void {
-  for (const proxy of [p.squid, ...airlocks(p)]) {
+  for (const proxy of [p.squid, p.node, ...airlocks(p)]) {
     const out = sh(
       `curl -sk --max-time 10 -x http://127.0.0.1:${proxy.port} https://${INJECT}/seen`,
     ).out.trim();
@@ -738,7 +743,7 @@ async function main(): Promise<void> {
     await listening(nginx, ORIGIN, 443);
     const peers: Peers = {
       tinyproxy: await startTinyproxy(TOOLS.tinyproxy, dir),
-      node: await startNodeProxy(),
+      node: await startNodeProxy(dir),
       squid: await startSquid(TOOLS.squid, dir),
       airlock: await startAirlock("airlock", ROOT, dir),
     };
