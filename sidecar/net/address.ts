@@ -295,26 +295,35 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
  */
 export function createAddressPolicy(allow: readonly Cidr[]): AddressPolicy {
   const blocksAllowed = [...allow];
-  return {
-    check(ip: string): AddressVerdict {
-      const verdict = classifyAddress(ip);
-      if (verdict.allowed) return verdict;
-      if (verdict.category === "invalid") {
-        const quoted = JSON.stringify(ip.length > 64 ? `${ip.slice(0, 64)}…` : ip);
-        return {
-          allowed: false,
-          category: "invalid",
-          message: `${quoted} is not an IP address; airlock refuses to dial it`,
-        };
-      }
-      if (blocksAllowed.some((cidr) => cidrContains(cidr, ip))) return { allowed: true };
-      // A valid address is only hex digits, dots, colons and a [0-9A-Za-z.:-] zone: safe to echo.
-      const what = verdict.embedded === undefined ? ip : `${ip} (embedding ${verdict.embedded})`;
+  // The verdict depends on the address alone: most requests go to a few addresses, checked once.
+  const recent = new Map<string, AddressVerdict>();
+  const check = (ip: string): AddressVerdict => {
+    const known = recent.get(ip);
+    if (known !== undefined) return known;
+    const verdict = checkNow(ip);
+    if (recent.size >= 1024) recent.clear();
+    recent.set(ip, verdict);
+    return verdict;
+  };
+  const checkNow = (ip: string): AddressVerdict => {
+    const verdict = classifyAddress(ip);
+    if (verdict.allowed) return verdict;
+    if (verdict.category === "invalid") {
+      const quoted = JSON.stringify(ip.length > 64 ? `${ip.slice(0, 64)}…` : ip);
       return {
         allowed: false,
-        category: verdict.category,
-        message: `${what} is ${verdict.category}; airlock refuses to dial non-public addresses unless --allow-address covers them`,
+        category: "invalid",
+        message: `${quoted} is not an IP address; airlock refuses to dial it`,
       };
-    },
+    }
+    if (blocksAllowed.some((cidr) => cidrContains(cidr, ip))) return { allowed: true };
+    // A valid address is only hex digits, dots, colons and a [0-9A-Za-z.:-] zone: safe to echo.
+    const what = verdict.embedded === undefined ? ip : `${ip} (embedding ${verdict.embedded})`;
+    return {
+      allowed: false,
+      category: verdict.category,
+      message: `${what} is ${verdict.category}; airlock refuses to dial non-public addresses unless --allow-address covers them`,
+    };
   };
+  return { check };
 }

@@ -21,6 +21,9 @@
 //                    runs each Airlock arm right after this one, interleaved (A/B in one run)
 //   --no-record      print only; do not append to docs/benchmarks.md
 //   --only REGEX     only the arms whose name matches (for profiling one path)
+//
+// BENCH_AIRLOCK_NODE_OPTIONS adds Node options to the Airlock processes only, e.g.
+// "--cpu-prof --cpu-prof-dir=/tmp/prof" (the profile is written when the bench stops them).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
