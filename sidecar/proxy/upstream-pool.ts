@@ -4,9 +4,16 @@
 // name the request was decided on. Why undici rather than http.request: on the credential path the
 // upstream hop through ClientRequest, IncomingMessage and http.Agent cost about as much CPU as
 // everything else together (docs/benchmarks.md, docs/decisions.md).
+import { createRequire } from "node:module";
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
-import { Pool, type buildConnector } from "undici";
+import type { buildConnector } from "undici";
+
+// The pool alone, not the package's index: the index loads fetch, WebSocket, caches and mocks
+// too, 13 MiB more resident memory in every sidecar for nothing it uses. The version is pinned
+// exactly (package.json), and every data-path test goes through this module.
+const Pool = createRequire(import.meta.url)("undici/lib/dispatcher/pool.js") as typeof import("undici").Pool;
+type Pool = InstanceType<typeof Pool>;
 
 /** Where one request goes: the decided name and port, and the checked address to dial. */
 export interface UpstreamTarget {
