@@ -41,6 +41,8 @@ export interface SidecarOptions {
   lookup?: LookupFn;
   upstreamCa?: string[];
   processMetrics?: boolean;
+  /** How long an upstream may take to connect, answer, or send the next body bytes; default 30 s. */
+  upstreamTimeoutMs?: number;
 }
 
 /** A started sidecar. */
@@ -113,7 +115,10 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const self = new Set<string>();
   const addressPolicy = createAddressPolicy(options.allowAddresses ?? []);
   const gate = createGate(options, { metrics, ca, addressPolicy, self });
-  const boundary = new Boundary(gate);
+  const boundary = new Boundary(
+    gate,
+    options.upstreamTimeoutMs === undefined ? {} : { upstreamTimeoutMs: options.upstreamTimeoutMs },
+  );
   const explicit = boundary.createExplicitServer();
   const admin = createAdminServer(metrics.registry, () => gate.ready);
   const transparent = options.transparent ? boundary.createTransparentServer() : undefined;

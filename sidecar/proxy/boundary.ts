@@ -32,6 +32,8 @@ export interface BoundaryLimits {
   maxInFlightPerConnection: number;
   /** Pipelined requests of one connection waiting their turn; one more closes the connection. */
   maxQueuedPerConnection: number;
+  /** How long an upstream may take to connect, answer, or send the next body bytes. */
+  upstreamTimeoutMs: number;
 }
 
 const DEFAULT_LIMITS: BoundaryLimits = {
@@ -42,6 +44,7 @@ const DEFAULT_LIMITS: BoundaryLimits = {
   idleTimeoutMs: 120_000,
   maxInFlightPerConnection: 16,
   maxQueuedPerConnection: 256,
+  upstreamTimeoutMs: 30_000,
 };
 
 /** How a raw stream reached the boundary, for deciding it by its first bytes (`handleStream`). */
@@ -70,7 +73,7 @@ export class Boundary {
   constructor(gate: Gate, limits: Partial<BoundaryLimits> = {}) {
     this.gate = gate;
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
-    this.upstreams = createUpstreams(gate.upstreamRoots);
+    this.upstreams = createUpstreams(gate.upstreamRoots, this.#limits.upstreamTimeoutMs);
     this.pipeline = new PipelineGate({
       maxInFlight: this.#limits.maxInFlightPerConnection,
       maxQueued: this.#limits.maxQueuedPerConnection,

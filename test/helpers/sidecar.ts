@@ -37,6 +37,7 @@ export async function startTestSidecar(options: {
   allow?: string[];
   upstreamCa?: string[];
   apply?: boolean;
+  upstreamTimeoutMs?: number;
 }): Promise<TestSidecar> {
   const lines: string[] = [];
   const sink = new Writable({
@@ -59,6 +60,7 @@ export async function startTestSidecar(options: {
       return parsed.value;
     }),
     upstreamCa: options.upstreamCa ?? [],
+    ...(options.upstreamTimeoutMs === undefined ? {} : { upstreamTimeoutMs: options.upstreamTimeoutMs }),
   });
   if (options.apply !== false) {
     const compiled = compile({ policies: options.policies ?? [], credentials: options.credentials ?? [] });

@@ -29,6 +29,12 @@ function startBrokenUpstream(ca: CertificateAuthority): Promise<{ server: tls.Se
       if (end === -1) return;
       const path = /^[A-Z]+ (\S+)/.exec(head)?.[1] ?? "/";
       head = head.slice(end + 4);
+      // Never answers, or hangs up without a word.
+      if (path === "/silent") return;
+      if (path === "/hang-up") {
+        socket.destroy();
+        return;
+      }
       socket.write(ANSWERS[path] ?? ANSWERS["/ok"] ?? "");
     });
   });
@@ -55,6 +61,7 @@ describe("I4 hostile framing: broken upstream responses on the inject path", fun
       secrets: [secret("agents", "f-token", { token: SECRET })],
       pins: { [HOST]: "127.0.0.1" },
       upstreamCa: [upstreamCa.certificatePem],
+      upstreamTimeoutMs: 500,
     });
   });
   after(async function () {
@@ -83,6 +90,24 @@ describe("I4 hostile framing: broken upstream responses on the inject path", fun
       expect(view.final.status).to.equal(502);
       expect(view.body.toString()).to.include("upstream_error");
       expect(view.body.toString()).not.to.include(SECRET);
+      expect((await through("GET", "/ok")).body.toString()).to.equal("ok");
+    });
+  }
+
+  for (const [path, status, kind] of [
+    ["/silent", 504, "timeout"],
+    ["/hang-up", 502, "reset"],
+  ] as const) {
+    it(`${path}: the agent gets a ${status} of kind ${kind}, counted, and the next request works`, async function () {
+      const counted = async () =>
+        (await sidecar.metrics.registry.getSingleMetricAsString("airlock_upstream_errors_total"))
+          .split("\n")
+          .find((line) => line.includes(`kind="${kind}"`));
+      const before = await counted();
+      const view = await through("GET", path);
+      expect(view.final.status).to.equal(status);
+      expect(JSON.parse(view.body.toString())).to.include({ error: "upstream_error", kind });
+      expect(await counted()).to.not.equal(before);
       expect((await through("GET", "/ok")).body.toString()).to.equal("ok");
     });
   }
