@@ -37,9 +37,9 @@ describe("refusal status lines on the explicit proxy's raw socket", function () 
       reason: "NoRuleMatched",
     },
     {
-      name: "a protocol upgrade",
+      name: "a protocol upgrade other than WebSocket (h2c)",
       request:
-        "GET http://open.example.test:443/ HTTP/1.1\r\nHost: open.example.test:443\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET http://open.example.test:443/ HTTP/1.1\r\nHost: open.example.test:443\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
       line: "HTTP/1.1 403 Forbidden",
       reason: "UnsupportedProtocol",
     },

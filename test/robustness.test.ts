@@ -110,9 +110,9 @@ describe("robustness: hostile and broken input never crashes the sidecar", funct
       status: 400,
     },
     {
-      name: "WebSocket upgrade",
+      name: "h2c upgrade (only WebSocket upgrades are relayed)",
       data: () =>
-        `GET http://${authority}/ws HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        `GET http://${authority}/ws HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
       status: 403,
     },
     { name: "CONNECT without a port", data: () => "CONNECT open.example.test HTTP/1.1\r\n\r\n", status: 400 },

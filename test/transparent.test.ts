@@ -197,6 +197,22 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     }
   }
 
+  it("node ws client: a WebSocket to an inject host is credentialed at its handshake, its frames scrubbed; one no rule allows is refused", async function () {
+    const before = records().length;
+    const ws = (url: string) => agent([NODE, "--input-type=module", "-e", NODE_WS, WS_MODULE, url]);
+    const res = await ws("wss://api.example.test/ws-transparent");
+    expect(res.stdout, res.stderr).to.include("echo hello");
+    // The upstream answers with the Authorization header its handshake carried.
+    expect(res.stdout, res.stderr).to.include("you sent [airlock:redacted]");
+    expect(res.stdout + res.stderr).not.to.include(SECRET);
+    const got = await recordsFor(before, "/ws-transparent");
+    expect(got.length, res.stdout).to.equal(1);
+    expect(got[0]?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
+    const refused = await ws("wss://portonly.example.test/ws-refused");
+    expect(refused.stdout).to.match(/^error /m);
+    expect((await recordsBeforeBarrier(before)).filter((r) => r.url === "/ws-refused")).to.deep.equal([]);
+  });
+
   it("attacks: IP literals, an allowed SNI sent to another address, Host differing from SNI", async function () {
     const before = records().length;
     const literalTls = await curl(["-k", "https://10.77.1.10/"]);
@@ -330,4 +346,17 @@ except Exception:
   print('error')`;
 
 /** GET argv[1] with Node's built-in fetch; prints the status, or "error". */
+/** The `ws` package's ESM entry, for agent scripts (the repository's node_modules). */
+const WS_MODULE = join(import.meta.dirname, "../node_modules/ws/wrapper.mjs");
+/** A ws client: sends "hello", then "echo-credential", printing each answer; prints refusals. */
+const NODE_WS = [
+  "const { WebSocket } = await import(process.argv[1]);",
+  "const ws = new WebSocket(process.argv[2]);",
+  "let n = 0;",
+  "ws.on('open', () => ws.send('hello'));",
+  "ws.on('message', (d) => { console.log(String(d)); if (++n === 1) ws.send('echo-credential'); else ws.close(); });",
+  "ws.on('unexpected-response', (_q, r) => { console.log('status ' + r.statusCode); process.exit(0); });",
+  "ws.on('error', (e) => { console.log('error ' + e.message); process.exit(0); });",
+  "ws.on('close', () => process.exit(0));",
+].join("\n");
 const NODE_GET = "try { console.log((await fetch(process.argv[1])).status) } catch { console.log('error') }";

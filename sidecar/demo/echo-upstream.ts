@@ -22,6 +22,8 @@ export interface EchoUpstream {
   received: ReceivedRequest[];
   /** PEM of the CA that signed its certificates (tls only). */
   caPem: string;
+  /** The listening server (for what rides on it besides requests, such as WebSocket upgrades). */
+  server: http.Server;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function startEchoUpstream(
     port: (server.address() as AddressInfo).port,
     received,
     caPem: ca.certificatePem,
+    server,
     close: () =>
       new Promise((resolve) => {
         server.close(() => {

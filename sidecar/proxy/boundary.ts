@@ -17,6 +17,7 @@ import { PipelineGate } from "./pipeline.ts";
 import { passthrough } from "./passthrough.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
 import { parseAuthority } from "./target.ts";
+import { isRelayable, isWebSocketUpgrade, type RelayedSocket } from "./websocket.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
 /** Limits that keep one slow or hostile connection from affecting others. */
@@ -140,10 +141,15 @@ export class Boundary {
         });
       }
     });
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const ctx = contextOf(req);
+      if (ctx && req.method === "GET" && isWebSocketUpgrade(req.headers.upgrade) && isRelayable(socket)) {
+        this.#onWebSocket(req, socket, head, ctx);
+        return;
+      }
       const verdict = blockVerdict(
         "UnsupportedProtocol",
-        "protocol upgrades (WebSocket, h2c) cannot be policed per request and are refused",
+        "only WebSocket upgrades (GET, Upgrade: websocket) are relayed; h2c and other protocol upgrades are refused",
       );
       this.#refuseRaw(socket, verdict, req.headers.host);
       this.gate.record(verdict, {
@@ -160,6 +166,26 @@ export class Boundary {
     });
     server.setTimeout(this.#limits.idleTimeoutMs);
     return server;
+  }
+
+  /**
+   * A WebSocket upgrade request: decided, credentialed and forwarded like any request (its answer
+   * written through a response of its own, the connection closed after anything but a 101); on a
+   * 101 the frames are relayed (websocket.ts).
+   */
+  #onWebSocket(req: IncomingMessage, socket: RelayedSocket, head: Buffer, ctx: ConnContext): void {
+    socket.on("error", () => socket.destroy());
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    // A TLSSocket, a Socket or a PrefixedSocket (which stands in for one, as for the server itself).
+    res.assignSocket(socket as unknown as Socket);
+    res.once("finish", () => {
+      socket.end();
+    });
+    handleRequest(this.gate, this.upstreams, req, res, ctx, { socket, head }).catch((err: unknown) => {
+      this.gate.log.error({ err: String(err) }, "upgrade handler failed");
+      socket.destroy();
+    });
   }
 
   #refuseRaw(socket: Duplex, verdict: Verdict, host: string | undefined): void {

@@ -1,6 +1,7 @@
 // One HTTP request through the boundary: reduce it to canonical facts, decide, then forward it
 // (credential attached for inject) to the address the sidecar resolved and checked itself.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { RequestFacts } from "../policy/index.ts";
@@ -18,6 +19,9 @@ import { relay, relayedResponse, type BodySink } from "./response.ts";
 import { requestTarget, type TargetContext } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
 import { UpstreamPools } from "./upstream-pool.ts";
+import { relayWebSocket, type RelayedSocket } from "./websocket.ts";
+import { scrubText } from "./scrub.ts";
+import { DECISION_HEADER } from "../constants.ts";
 import {
   blockVerdict,
   sendBlock,
@@ -47,6 +51,7 @@ export async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: ConnContext,
+  upgrade?: WebSocketUpgrade,
 ): Promise<void> {
   const started = performance.now();
   const base = { entry: ctx.entry, method: req.method ?? "", client: ctx.client };
@@ -109,7 +114,7 @@ export async function handleRequest(
 
   const credentialed = injection?.ok === true ? injection : undefined;
   if (!credentialed) verdict = { ...verdict, credential: undefined };
-  const { headers, path, patterns } = outgoing(req, facts, normalized.query, credentialed);
+  const { headers, path, patterns } = outgoing(req, facts, normalized.query, credentialed, upgrade);
   forward(gate, upstreams, req, res, {
     facts,
     path,
@@ -117,6 +122,7 @@ export async function handleRequest(
     address: resolved.addresses[0],
     patterns,
     credential: verdict.credential,
+    upgrade,
     onDone: (status, bytes) => {
       gate.record(verdict, { ...withPath, status, bytes, durationMs: performance.now() - started });
     },
@@ -145,8 +151,11 @@ function outgoing(
   facts: RequestFacts,
   query: string,
   injection: Extract<ReturnType<Gate["credential"]>, { ok: true }> | undefined,
+  upgrade: WebSocketUpgrade | undefined,
 ): { headers: HeaderList; path: string; patterns: Buffer[] } {
   let headers: HeaderList = withoutClientClaims(pairHeaders(req.rawHeaders));
+  // No WebSocket extension is offered upstream: a compressed frame could not be scrubbed.
+  if (upgrade) headers = forwardableHeaders(headers, ["sec-websocket-extensions"]);
   let patterns: Buffer[] = [];
   if (injection) {
     const prepared = injection.injection;
@@ -169,7 +178,14 @@ interface ForwardPlan {
   address: DialAddress;
   patterns: Buffer[];
   credential: string | undefined;
+  upgrade?: WebSocketUpgrade | undefined;
   onDone: (status: number, bytes: number) => void;
+}
+
+/** A WebSocket upgrade request: the agent's connection and what followed the request on it. */
+export interface WebSocketUpgrade {
+  socket: RelayedSocket;
+  head: Buffer;
 }
 
 /** The options of one upstream request: exactly what `outgoing` built, nothing added. */
@@ -186,6 +202,8 @@ function dispatchOptions(
     body: hasBody(req) ? req : null,
     headersTimeout: upstreams.timeoutMs,
     bodyTimeout: upstreams.timeoutMs,
+    // undici writes Connection: upgrade and Upgrade: websocket itself.
+    ...(plan.upgrade ? { upgrade: "websocket" } : {}),
   };
 }
 
@@ -244,6 +262,8 @@ class Exchange {
   #agentGone = false;
   #controller: Controller | undefined;
   #sink: BodySink | undefined;
+  /** The status the agent got when it was not written through `res` (a 101). */
+  #statusCode: number | undefined;
 
   constructor(gate: Gate, res: ServerResponse, plan: ForwardPlan) {
     this.#gate = gate;
@@ -314,6 +334,41 @@ class Exchange {
     );
   }
 
+  /** The upstream switched to WebSocket (101): answer the agent the same, then relay frames. */
+  onRequestUpgrade(controller: Controller, status: number, _headers: unknown, socket: Socket): void {
+    const { upgrade, patterns, credential } = this.#plan;
+    if (upgrade === undefined || this.#agentGone || this.#answered) {
+      socket.destroy();
+      return;
+    }
+    const onScrub = (count: number): void => {
+      this.#gate.metrics.credentialScrubbed.inc({ credential: credential ?? "" }, count);
+    };
+    const head = switchingHead(latin1Headers(controller.rawHeaders), patterns, this.#outcome, onScrub);
+    if (head === undefined) {
+      socket.destroy();
+      this.#fail("protocol");
+      return;
+    }
+    this.#answered = true;
+    const agent = upgrade.socket;
+    if (this.#res.socket) this.#res.detachSocket(this.#res.socket);
+    agent.write(`HTTP/1.1 ${status} Switching Protocols\r\n${head}\r\n`);
+    this.#statusCode = status;
+    this.#done();
+    relayWebSocket({
+      agent,
+      upstream: socket,
+      agentHead: upgrade.head,
+      patterns,
+      onScrub,
+      onClose: (reason) => {
+        if (reason !== undefined)
+          this.#gate.log.warn({ reason, host: this.#plan.facts.host }, "websocket closed: protocol or limit");
+      },
+    });
+  }
+
   onResponseData(_controller: Controller, chunk: Buffer): void {
     this.#sink?.data(chunk);
   }
@@ -341,8 +396,38 @@ class Exchange {
   #done(): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#plan.onDone(this.#res.statusCode, this.#bytes);
+    this.#plan.onDone(this.#statusCode ?? this.#res.statusCode, this.#bytes);
   }
+}
+
+/**
+ * The header lines of the 101 the agent gets, or undefined when the upstream's cannot be relayed
+ * (it agreed to an extension none was offered: its frames could be compressed). On an inject
+ * path names holding a credential form are dropped and values scrubbed, as for any response.
+ */
+function switchingHead(
+  raw: string[],
+  patterns: Buffer[],
+  outcome: string,
+  onScrub: (count: number) => void,
+): string | undefined {
+  let head = "";
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    if (name.toLowerCase() === "sec-websocket-extensions") return undefined;
+    if (patterns.length > 0) {
+      const named = scrubText(name, patterns);
+      if (named.count > 0) {
+        onScrub(named.count);
+        continue;
+      }
+      const scrubbed = scrubText(value, patterns);
+      if (scrubbed.count > 0) onScrub(scrubbed.count);
+      head += `${name}: ${scrubbed.text}\r\n`;
+    } else head += `${name}: ${value}\r\n`;
+  }
+  return `${head}${DECISION_HEADER}: ${outcome}\r\n`;
 }
 
 /** undici's raw response headers (Buffers) as the latin1 strings Node's own parser gives. */

@@ -142,6 +142,12 @@ function textMayMatch(m: Matcher, text: string): boolean {
   return false;
 }
 
+/** Replaces every occurrence of any pattern in `buf` (a whole payload); the output and the count. */
+export function scrubBytes(buf: Buffer, patterns: Buffer[]): { output: Buffer; count: number } {
+  const { output, count } = scrubBuffer(buf, patterns, Infinity);
+  return { output, count };
+}
+
 /**
  * Scans `buf` for patterns, replacing those that start before `limit`. Returns the output for
  * [0, consumed) and how far it got; bytes from `consumed` on still need more input to decide.
