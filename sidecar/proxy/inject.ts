@@ -25,7 +25,8 @@ const NEVER_FORWARDED = new Set([
   "trailer",
   // Hop-by-hop framing: Node frames the body again on each side.
   "transfer-encoding",
-  // A protocol switch on this connection: upgrades are refused (they cannot be policed per request).
+  // A protocol switch on this connection: only WebSocket upgrades are relayed, and the upstream
+  // hop writes its own Upgrade (websocket.ts); every other upgrade is refused.
   "upgrade",
   // Not hop-by-hop: the sidecar writes the canonical Host of the target it decided on itself.
   "host",
