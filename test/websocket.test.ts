@@ -2,6 +2,7 @@
 // TLS through the explicit proxy: the upgrade is decided like any request, the credential goes on
 // the handshake, and every frame the upstream sends passes the scrubber (THREATS.md I1, I3, I4).
 import { expect } from "chai";
+import { createHash } from "node:crypto";
 import https from "node:https";
 import type { IncomingMessage } from "node:http";
 import net from "node:net";
@@ -49,6 +50,10 @@ describe("WebSocket through the credential path (ws client and server, explicit 
           callback(false, 401, `denied for ${String(info.req.headers.authorization)}`);
         else callback(true);
       },
+    });
+    // The handshake's answer reflects the credential in a header of its own.
+    wss.on("headers", (headers: string[], req: IncomingMessage) => {
+      headers.push(`X-Echo: ${req.headers.authorization ?? ""}`);
     });
     wss.on("connection", (ws, req) => {
       handshakes.push({ host: req.headers.host ?? "", url: req.url ?? "", headers: req.headers });
@@ -155,6 +160,7 @@ describe("WebSocket through the credential path (ws client and server, explicit 
     if (!opened.ok) throw new Error(`refused: ${opened.status} ${opened.body}`);
     const { ws, headers } = opened;
     expect(headers["x-airlock-decision"]).to.equal("inject");
+    expect(headers["x-echo"], "the 101's headers are scrubbed").to.equal("[airlock:redacted]");
     const got = handshakes.slice(before);
     expect(got).to.have.length(1);
     expect(got[0]?.headers.authorization).to.equal(`Bearer ${SECRET}`);
@@ -230,4 +236,127 @@ describe("WebSocket through the credential path (ws client and server, explicit 
     expect(await next(again.ws)).to.equal("echo after");
     again.ws.close();
   });
+});
+
+describe("WebSocket from a hostile upstream (raw TLS server): what cannot be scrubbed never reaches the agent", function () {
+  const HOSTILE = "ws-hostile.example.test";
+  const KEY = "hostile-k3y-8d1f0a6c2e";
+  let sidecar: TestSidecar;
+  let server: tls.Server;
+  let port = 0;
+
+  /** A 101 for `key`, with `extra` header lines. */
+  const switching = (key: string, extra = ""): string =>
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    `Sec-WebSocket-Accept: ${createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64")}\r\n${extra}\r\n`;
+  /** An unmasked text frame with `payload`, its first byte's flags given. */
+  const frame = (first: number, payload: string, maskKey?: Buffer): Buffer => {
+    const body = Buffer.from(payload);
+    if (maskKey)
+      for (let i = 0; i < body.length; i++) body[i] = (body[i] as number) ^ (maskKey[i % 4] as number);
+    return Buffer.concat([
+      Buffer.from([first, (maskKey ? 0x80 : 0) | body.length]),
+      maskKey ?? Buffer.alloc(0),
+      body,
+    ]);
+  };
+
+  before(async function () {
+    const upstreamCa = new CertificateAuthority();
+    server = tls.createServer(upstreamCa.serverCredentials(HOSTILE), (socket) => {
+      let head = "";
+      socket.on("error", () => socket.destroy());
+      socket.on("data", (chunk: Buffer) => {
+        head += chunk.toString("latin1");
+        if (!head.includes("\r\n\r\n")) return;
+        const path = /^GET (\S+)/.exec(head)?.[1] ?? "";
+        const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? "";
+        const seen = /authorization: *([^\r]+)/i.exec(head)?.[1] ?? "";
+        head = "";
+        if (path === "/extension")
+          socket.write(switching(key, "Sec-WebSocket-Extensions: permessage-deflate\r\n"));
+        else if (path === "/masked")
+          socket.write(
+            Buffer.concat([Buffer.from(switching(key)), frame(0x81, seen, Buffer.from([1, 2, 3, 4]))]),
+          );
+        else if (path === "/rsv")
+          socket.write(Buffer.concat([Buffer.from(switching(key)), frame(0xc1, seen)]));
+        else {
+          // A sound frame, then a close, then the connection ends.
+          socket.end(
+            Buffer.concat([Buffer.from(switching(key)), frame(0x81, `plain ${seen}`), frame(0x88, "")]),
+          );
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as net.AddressInfo).port;
+    sidecar = await startTestSidecar({
+      policies: [policy("hostile", [{ name: "h", hosts: [HOSTILE], ports: [port], credential: "h" }])],
+      credentials: [
+        credential("h", "h-secret", { header: { name: "Authorization", valuePrefix: "Bearer " } }),
+      ],
+      secrets: [secret("agents", "h-secret", { token: KEY })],
+      pins: { [HOSTILE]: "127.0.0.1" },
+      upstreamCa: [upstreamCa.certificatePem],
+    });
+  });
+
+  after(async function () {
+    await sidecar.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** What a ws client saw of `path`: its messages, the status it was refused with, how it ended. */
+  async function attempt(path: string): Promise<{ messages: string[]; status?: number; body: string }> {
+    const socket = net.connect({ host: "127.0.0.1", port: sidecar.proxyAddress.port });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(`CONNECT ${HOSTILE}:${port} HTTP/1.1\r\nHost: ${HOSTILE}:${port}\r\n\r\n`);
+    await new Promise((resolve) => socket.once("data", resolve));
+    const ws = new WebSocket(`wss://${HOSTILE}:${port}${path}`, {
+      createConnection: () => tls.connect({ socket, servername: HOSTILE, ca: sidecar.ca.certificatePem }),
+    });
+    const seen: { messages: string[]; status?: number; body: string } = { messages: [], body: "" };
+    ws.on("message", (data: RawData) => seen.messages.push(messageText(data)));
+    ws.on("error", () => undefined);
+    return new Promise((resolve) => {
+      ws.once("unexpected-response", (_req, res: IncomingMessage) => {
+        seen.status = res.statusCode;
+        res.on("data", (chunk: Buffer) => (seen.body += chunk.toString()));
+        res.on("end", () => {
+          resolve(seen);
+        });
+      });
+      ws.once("close", () => {
+        resolve(seen);
+      });
+    });
+  }
+
+  it("a control case: a sound frame carrying the value arrives scrubbed", async function () {
+    const seen = await attempt("/sound");
+    expect(seen.messages).to.deep.equal(["plain [airlock:redacted]"]);
+  });
+
+  it("a 101 agreeing to an extension none was offered: 502, nothing relayed", async function () {
+    const seen = await attempt("/extension");
+    expect(seen.status).to.equal(502);
+    expect(JSON.parse(seen.body)).to.include({ error: "upstream_error", kind: "protocol" });
+  });
+
+  for (const [path, what, reason] of [
+    ["/masked", "a masked frame", "an upstream frame was masked"],
+    [
+      "/rsv",
+      "a frame with an extension bit set (compressed: unreadable)",
+      "a frame uses an extension none was negotiated for",
+    ],
+  ] as const)
+    it(`${what} from the upstream: the sidecar closes the connection, the frame never reaches the agent`, async function () {
+      const seen = await attempt(path);
+      expect(seen.messages).to.deep.equal([]);
+      // The sidecar's own refusal (the client would refuse such a frame too): its warning says why.
+      expect(sidecar.auditText()).to.include(reason);
+      expect(sidecar.auditText()).to.not.include(KEY);
+    });
 });
