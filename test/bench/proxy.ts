@@ -21,6 +21,8 @@
 //                    runs each Airlock arm right after this one, interleaved (A/B in one run)
 //   --no-record      print only; do not append to docs/benchmarks.md
 //   --only REGEX     only the arms whose name matches (for profiling one path)
+//   --rounds N       run every arm N times, interleaved (all proxies once, then again), and report
+//                    each cell's median: on a shared machine one sample can be off by a quarter
 //
 // BENCH_AIRLOCK_NODE_OPTIONS adds Node options to the Airlock processes only, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" (the profile is written when the bench stops them).
@@ -40,6 +42,7 @@ const WARM_SECONDS = QUICK ? 1 : 2;
 const SOAK_MINUTES = Number(option("--soak") ?? 0);
 const BASELINE = option("--baseline");
 const RECORD = !flag("--no-record");
+const ROUNDS = Math.max(1, Number(option("--rounds") ?? 1));
 const ONLY = option("--only") === undefined ? undefined : new RegExp(option("--only") ?? "");
 const ORIGIN = process.env.BENCH_ORIGIN_IP ?? "127.0.0.77";
 /** An address nothing listens on: the inject host whose upstream is down. */
@@ -579,8 +582,35 @@ function checkInjection(p: Peers): void {
   }
 }
 
-const cell = (arm: string, proxy: string): Cell | undefined =>
-  results.find((c) => c.arm.startsWith(arm) && c.proxy === proxy);
+/**
+ * The result of `proxy` on `arm`: with --rounds, the median of its rounds (req/s, latencies and
+ * CPU per request each their own median; the first round's arm name and errors).
+ */
+function cell(arm: string, proxy: string): Cell | undefined {
+  const all = results.filter((c) => c.arm.startsWith(arm) && c.proxy === proxy);
+  const first = all[0];
+  if (first === undefined || all.length === 1) return first;
+  const median = (values: (number | undefined)[]): number | undefined => {
+    const known = values
+      .filter((v): v is number => v !== undefined && !Number.isNaN(v))
+      .sort((a, b) => a - b);
+    if (known.length === 0) return undefined;
+    const mid = known.length >> 1;
+    return known.length % 2 === 1 ? known[mid] : ((known[mid - 1] as number) + (known[mid] as number)) / 2;
+  };
+  const load: Load = {
+    ...first.load,
+    rps: median(all.map((c) => c.load.rps)) ?? NaN,
+    errors: all.reduce((sum, c) => sum + c.load.errors, 0),
+    ok: all.reduce((sum, c) => sum + c.load.ok, 0),
+  };
+  const p50 = median(all.map((c) => c.load.p50));
+  const p99 = median(all.map((c) => c.load.p99));
+  if (p50 !== undefined) load.p50 = p50;
+  if (p99 !== undefined) load.p99 = p99;
+  const cpuUs = median(all.map((c) => c.cpuUs));
+  return { ...first, load, ...(cpuUs === undefined ? {} : { cpuUs }) };
+}
 const rps = (arm: string, proxy: string): number => cell(arm, proxy)?.load.rps ?? NaN;
 
 function tables(p: Peers): string {
@@ -675,7 +705,8 @@ function tables(p: Peers): string {
     ...[...new Set(rssSamples.map((r) => r.moment))].map(
       (m) =>
         `| ${m} | ${airlocks(p)
-          .map((a) => rssSamples.find((r) => r.moment === m && r.proxy === a.name)?.mib.toFixed(0) ?? "—")
+          // With --rounds, the last sample of each moment (the process is the same throughout).
+          .map((a) => rssSamples.findLast((r) => r.moment === m && r.proxy === a.name)?.mib.toFixed(0) ?? "—")
           .join(" | ")} |`,
     ),
   ];
@@ -684,7 +715,10 @@ function tables(p: Peers): string {
 
 /** A text bar chart of req/s per arm and proxy (the "plot"). */
 function plot(): string {
-  const bars = results.filter((c) => !c.arm.startsWith("sequential") && !c.arm.includes("refused"));
+  const pairs = [...new Map(results.map((c) => [`${c.arm}\u0000${c.proxy}`, c])).values()];
+  const bars = pairs
+    .filter((c) => !c.arm.startsWith("sequential") && !c.arm.includes("refused"))
+    .map((c) => cell(c.arm, c.proxy) ?? c);
   const max = Math.max(...bars.map((c) => c.load.rps));
   const lines: string[] = [];
   let arm = "";
@@ -757,7 +791,8 @@ async function main(): Promise<void> {
     checkInjection(peers);
     await sleep(1000);
     for (const a of airlocks(peers)) rssSamples.push({ moment: "idle", proxy: a.name, mib: rssMiB(a.pid) });
-    await arms(peers, dir);
+    // With --rounds, the arms run again in the same order; the tables take each cell's median.
+    for (let round = 0; round < ROUNDS; round++) await arms(peers, dir);
     const soakLine = SOAK_MINUTES > 0 ? await soak(peers, dir, SOAK_MINUTES) : undefined;
     const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
     const nproc = sh("nproc --all").out.trim();
@@ -776,7 +811,7 @@ async function main(): Promise<void> {
     ].join(", ");
     const heading =
       `Data path, ${new Date().toISOString().slice(0, 10)}: nproc ${nproc}, ${cpu}, ${versions}; ` +
-      `${SECONDS} s per arm after ${WARM_SECONDS} s of warm-up, load and origin on CPU ${LOAD_CPU}, each proxy alone on CPU ${PROXY_CPU}, ` +
+      `${SECONDS} s per arm after ${WARM_SECONDS} s of warm-up${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds (medians)` : ""}, load and origin on CPU ${LOAD_CPU}, each proxy alone on CPU ${PROXY_CPU}, ` +
       `load average ${load.toFixed(1)} at the start${BASELINE !== undefined ? `; baseline: ${BASELINE} (${sh(`git -C ${BASELINE} rev-parse --short HEAD 2>/dev/null`).out.trim() || "a copy"}), run interleaved` : ""}:`;
     const block = `${heading}\n\n${tables(peers)}\n${soakLine !== undefined ? `\n${soakLine}\n` : ""}`;
     process.stdout.write(`${block}\n`);
