@@ -15,12 +15,11 @@ import {
   withoutClientClaims,
   type HeaderList,
 } from "./inject.ts";
-import { relay, relayedResponse, type BodySink } from "./response.ts";
+import { relay, relayedResponse, scrubHeaders, type BodySink } from "./response.ts";
 import { requestTarget, type TargetContext } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
 import { UpstreamPools } from "./upstream-pool.ts";
 import { relayWebSocket, type RelayedSocket } from "./websocket.ts";
-import { scrubText } from "./scrub.ts";
 import { DECISION_HEADER } from "../constants.ts";
 import {
   blockVerdict,
@@ -272,6 +271,11 @@ class Exchange {
     this.#outcome = plan.credential !== undefined ? "inject" : "allow";
   }
 
+  /** Counts credential forms scrubbed from what goes back to the agent. */
+  readonly #onScrub = (count: number): void => {
+    this.#gate.metrics.credentialScrubbed.inc({ credential: this.#plan.credential ?? "" }, count);
+  };
+
   /** The agent's response closed: if before it was complete, stop the upstream side too. */
   agentClosed(): void {
     if (!this.#res.writableFinished) {
@@ -289,17 +293,10 @@ class Exchange {
   onResponseStart(controller: Controller, status: number, _headers: unknown, statusMessage?: string): void {
     // 1xx interim responses are never relayed; the final response follows.
     if (status < 200 || this.#sink !== undefined || this.#answered) return;
-    const { facts, patterns, credential } = this.#plan;
+    const { facts, patterns } = this.#plan;
     const relayed = relayedResponse(
       { status, statusMessage: statusMessage ?? "", rawHeaders: latin1Headers(controller.rawHeaders) },
-      {
-        method: facts.method,
-        patterns,
-        outcome: this.#outcome,
-        onScrub: (count) => {
-          this.#gate.metrics.credentialScrubbed.inc({ credential: credential ?? "" }, count);
-        },
-      },
+      { method: facts.method, patterns, outcome: this.#outcome, onScrub: this.#onScrub },
     );
     if (!relayed.ok) {
       this.#gate.log.warn(
@@ -336,15 +333,12 @@ class Exchange {
 
   /** The upstream switched to WebSocket (101): answer the agent the same, then relay frames. */
   onRequestUpgrade(controller: Controller, status: number, _headers: unknown, socket: Socket): void {
-    const { upgrade, patterns, credential } = this.#plan;
+    const { upgrade, patterns } = this.#plan;
     if (upgrade === undefined || this.#agentGone || this.#answered) {
       socket.destroy();
       return;
     }
-    const onScrub = (count: number): void => {
-      this.#gate.metrics.credentialScrubbed.inc({ credential: credential ?? "" }, count);
-    };
-    const head = switchingHead(latin1Headers(controller.rawHeaders), patterns, this.#outcome, onScrub);
+    const head = switchingHead(latin1Headers(controller.rawHeaders), patterns, this.#outcome, this.#onScrub);
     if (head === undefined) {
       socket.destroy();
       this.#fail("protocol");
@@ -361,7 +355,7 @@ class Exchange {
       upstream: socket,
       agentHead: upgrade.head,
       patterns,
-      onScrub,
+      onScrub: this.#onScrub,
       onClose: (reason) => {
         if (reason !== undefined)
           this.#gate.log.warn({ reason, host: this.#plan.facts.host }, "websocket closed: protocol or limit");
@@ -403,7 +397,7 @@ class Exchange {
 /**
  * The header lines of the 101 the agent gets, or undefined when the upstream's cannot be relayed
  * (it agreed to an extension none was offered: its frames could be compressed). On an inject
- * path names holding a credential form are dropped and values scrubbed, as for any response.
+ * path they are scrubbed as any response's headers are.
  */
 function switchingHead(
   raw: string[],
@@ -411,22 +405,11 @@ function switchingHead(
   outcome: string,
   onScrub: (count: number) => void,
 ): string | undefined {
+  const headers = pairHeaders(raw);
+  if (headers.some(([name]) => name.toLowerCase() === "sec-websocket-extensions")) return undefined;
+  const flat = patterns.length > 0 ? scrubHeaders(headers, patterns, onScrub) : raw;
   let head = "";
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const value = raw[i + 1] as string;
-    if (name.toLowerCase() === "sec-websocket-extensions") return undefined;
-    if (patterns.length > 0) {
-      const named = scrubText(name, patterns);
-      if (named.count > 0) {
-        onScrub(named.count);
-        continue;
-      }
-      const scrubbed = scrubText(value, patterns);
-      if (scrubbed.count > 0) onScrub(scrubbed.count);
-      head += `${name}: ${scrubbed.text}\r\n`;
-    } else head += `${name}: ${value}\r\n`;
-  }
+  for (let i = 0; i + 1 < flat.length; i += 2) head += `${flat[i] as string}: ${flat[i + 1] as string}\r\n`;
   return `${head}${DECISION_HEADER}: ${outcome}\r\n`;
 }
 

@@ -7,7 +7,7 @@ import { STATUS_CODES, type ServerResponse } from "node:http";
 import { finished, Readable, Transform, type TransformCallback } from "node:stream";
 import zlib from "node:zlib";
 import { DECISION_HEADER } from "../constants.ts";
-import { forwardableHeaders, pairHeaders } from "./inject.ts";
+import { forwardableHeaders, pairHeaders, type HeaderList } from "./inject.ts";
 import { Scrubber, scrubText } from "./scrub.ts";
 
 /** Response headers that describe the body as the upstream sent it; a decoded body drops them. */
@@ -75,24 +75,38 @@ export function relayedResponse(
   if (decoding.kind === "unreadable")
     return { ok: false, unreadable: { reason: `content-coding ${content.join(", ")} cannot be read` } };
 
-  const headers: string[] = [];
   const dropped = decoding.kind === "decoded" || content.length === 0 ? BODY_FRAMING : ["content-length"];
-  for (const [name, value] of forwardableHeaders(pairHeaders(head.rawHeaders), dropped)) {
-    const named = scrubText(name, plan.patterns);
-    if (named.count > 0) {
-      plan.onScrub(named.count);
-      continue;
-    }
-    const scrubbed = scrubText(value, plan.patterns);
-    if (scrubbed.count > 0) plan.onScrub(scrubbed.count);
-    headers.push(name, scrubbed.text);
-  }
+  const forwarded = forwardableHeaders(pairHeaders(head.rawHeaders), dropped);
+  const headers = scrubHeaders(forwarded, plan.patterns, plan.onScrub);
   headers.push(DECISION_HEADER, plan.outcome);
   const scrubber = new Scrubber(plan.patterns, plan.onScrub);
   const message = STATUS_CODES[status] ?? "";
   return decoding.kind === "as-sent"
     ? { ok: true, status, message, headers, scrubber }
     : { ok: true, status, message, headers, scrubber, decoder: decoding.decoder };
+}
+
+/**
+ * `headers` as a flat name/value list with every credential form scrubbed: a header whose name
+ * holds one is dropped whole (a name cannot be redacted into a valid token), values are scrubbed.
+ */
+export function scrubHeaders(
+  headers: HeaderList,
+  patterns: Buffer[],
+  onScrub: (count: number) => void,
+): string[] {
+  const out: string[] = [];
+  for (const [name, value] of headers) {
+    const named = scrubText(name, patterns);
+    if (named.count > 0) {
+      onScrub(named.count);
+      continue;
+    }
+    const scrubbed = scrubText(value, patterns);
+    if (scrubbed.count > 0) onScrub(scrubbed.count);
+    out.push(name, scrubbed.text);
+  }
+  return out;
 }
 
 /** The values of header `name` (lower-case) joined with ", ", or undefined when it is absent. */
@@ -144,16 +158,12 @@ export function relay(
   onBytes: (count: number) => void,
   onEnd: (err: Error | undefined) => void,
 ): BodySink {
-  const writer = bodyWriter(res, relayed, onBytes, onEnd);
   const { decoder } = relayed;
   if (decoder === undefined) {
     res.on("drain", () => {
       flow.resume();
     });
-    writer.pause = () => {
-      flow.pause();
-    };
-    return writer;
+    return bodyWriter(res, relayed, flow, onBytes, onEnd);
   }
   // A decoded body: the upstream's chunks go through the decoder, then the same writer.
   const source = new Readable({
@@ -162,6 +172,7 @@ export function relay(
     },
   });
   const decoded = chain([source, decoder, new NotCompressedAgain()]);
+  const writer = bodyWriter(res, relayed, decoded, onBytes, onEnd);
   decoded.on("data", (chunk: Buffer) => {
     writer.data(chunk);
   });
@@ -170,7 +181,6 @@ export function relay(
     else writer.end();
   });
   res.on("drain", () => decoded.resume());
-  writer.pause = () => decoded.pause();
   return {
     data: (chunk) => {
       if (!source.push(chunk)) flow.pause();
@@ -180,13 +190,14 @@ export function relay(
   };
 }
 
-/** The writing half of relay(): a sink whose `pause` is called when the agent's connection is full. */
+/** The writing half of relay(): `source` is paused when the agent's connection is full. */
 function bodyWriter(
   res: ServerResponse,
   relayed: Relayed,
+  source: Pick<Flow, "pause">,
   onBytes: (count: number) => void,
   onEnd: (err: Error | undefined) => void,
-): BodySink & { pause: () => void } {
+): BodySink {
   const { scrubber } = relayed;
   let started = false;
   let ended = false;
@@ -202,8 +213,20 @@ function bodyWriter(
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let scheduled = false;
-  const sink = {
-    pause: (): void => undefined,
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0 || res.destroyed || ended) return;
+    const chunks = pending;
+    pending = [];
+    pendingBytes = 0;
+    start();
+    let ok = true;
+    if (chunks.length > 1) res.cork();
+    for (const chunk of chunks) ok = res.write(chunk);
+    if (chunks.length > 1) res.uncork();
+    if (!ok) source.pause();
+  };
+  return {
     data(read: Buffer): void {
       if (ended) return;
       const chunk = scrubber ? scrubber.push(read) : read;
@@ -244,20 +267,6 @@ function bodyWriter(
       onEnd(err);
     },
   };
-  const flush = (): void => {
-    scheduled = false;
-    if (pending.length === 0 || res.destroyed || ended) return;
-    const chunks = pending;
-    pending = [];
-    pendingBytes = 0;
-    start();
-    let ok = true;
-    if (chunks.length > 1) res.cork();
-    for (const chunk of chunks) ok = res.write(chunk);
-    if (chunks.length > 1) res.uncork();
-    if (!ok) sink.pause();
-  };
-  return sink;
 }
 
 /** True when the flat name/value list has a header `name` (lower-case). */

@@ -107,39 +107,9 @@ function firstMatch(
 
 /** Replaces every occurrence of any pattern in `text`; returns the new text and how many were replaced. */
 export function scrubText(text: string, patterns: Buffer[]): { text: string; count: number } {
-  // Most header names and values hold no pattern: look (on the string itself) before copying.
-  if (!textMayMatch(matcherFor(patterns), text)) return { text, count: 0 };
-  const bytes = Buffer.from(text, "latin1");
-  const { output, count } = scrubBuffer(bytes, patterns, Infinity);
+  const { output, count } = scrubBuffer(Buffer.from(text, "latin1"), patterns, Infinity);
+  // Most header names and values hold no pattern: the text itself goes back, not a copy.
   return count === 0 ? { text, count } : { text: output.toString("latin1"), count };
-}
-
-/**
- * False when no pattern occurs in `text` read as latin1 bytes (each character's low byte, as
- * Buffer.from(text, "latin1") writes it); true when one may (scrubBuffer then decides). The same
- * screen as firstMatch, on the string's character codes, so that a header holding nothing is
- * passed without being copied.
- */
-function textMayMatch(m: Matcher, text: string): boolean {
-  const length = text.length;
-  const { byFirst, pairs, single } = m;
-  for (let i = 0; i < length; i++) {
-    const b0 = FOLD[text.charCodeAt(i) & 0xff] as number;
-    if (single[b0] === 0) {
-      if (i + 1 >= length) continue;
-      if (pairs[(b0 << 8) | (FOLD[text.charCodeAt(i + 1) & 0xff] as number)] === 0) continue;
-    }
-    const candidates = byFirst[b0];
-    if (candidates === undefined) continue;
-    for (const pattern of candidates) {
-      const n = pattern.length;
-      if (i + n > length) continue;
-      let j = 1;
-      while (j < n && FOLD[text.charCodeAt(i + j) & 0xff] === pattern[j]) j++;
-      if (j === n) return true;
-    }
-  }
-  return false;
 }
 
 /** Replaces every occurrence of any pattern in `buf` (a whole payload); the output and the count. */
