@@ -116,7 +116,67 @@ export function sendAnswer(res: ServerResponse, answer: Answer): void {
     res.destroy();
     return;
   }
+  if (isGrpcCall(res)) {
+    sendGrpcAnswer(res, answer);
+    return;
+  }
   res.writeHead(answer.status, answer.headers satisfies OutgoingHttpHeaders).end(answer.body);
+}
+
+/** gRPC status codes for the sidecar's own answers (grpc/doc/statuscodes.md). */
+const GRPC_STATUS: Record<number, number> = {
+  400: 3, // INVALID_ARGUMENT
+  403: 7, // PERMISSION_DENIED
+  502: 14, // UNAVAILABLE
+  504: 4, // DEADLINE_EXCEEDED
+};
+
+/** True when the response answers a gRPC call (Content-Type application/grpc, +proto, …). */
+function isGrpcCall(res: ServerResponse): boolean {
+  const type = (res as { req?: { headers?: Record<string, unknown> } }).req?.headers?.["content-type"];
+  return typeof type === "string" && /^application\/grpc(\+|;|$)/i.test(type);
+}
+
+/**
+ * An answer to a gRPC call as gRPC clients read one: HTTP 200, an empty body, and the status in
+ * grpc-status / grpc-message (trailers over HTTP/2) — a block is PERMISSION_DENIED with the
+ * reason and what to change, an upstream failure UNAVAILABLE or DEADLINE_EXCEEDED.
+ */
+function sendGrpcAnswer(res: ServerResponse, answer: Answer): void {
+  let text = STATUS_CODES[answer.status] ?? "error";
+  try {
+    const body = JSON.parse(answer.body) as { reason?: unknown; message?: unknown };
+    const message = typeof body.message === "string" ? body.message : text;
+    text = typeof body.reason === "string" ? `airlock ${body.reason}: ${message}` : `airlock: ${message}`;
+  } catch {
+    // Not JSON: the standard phrase.
+  }
+  // The decision is in the trailers too: gRPC libraries hand those to the caller with the error.
+  const decision = answer.headers[DECISION_HEADER];
+  const decided: Record<string, string> =
+    decision !== undefined ? { [DECISION_HEADER]: String(decision) } : {};
+  const status = {
+    "grpc-status": String(GRPC_STATUS[answer.status] ?? 2),
+    "grpc-message": grpcPercentEncode(text),
+    ...decided,
+  };
+  const headers: Record<string, string> = { "content-type": "application/grpc", ...decided };
+  if (res.req.httpVersionMajor === 2) {
+    res.writeHead(200, headers);
+    res.addTrailers(status);
+    res.end();
+  } else res.writeHead(200, { ...headers, ...status, "content-length": 0 }).end();
+}
+
+/** grpc-message's encoding: bytes outside printable ASCII, and '%', percent-encoded (UTF-8). */
+function grpcPercentEncode(text: string): string {
+  let out = "";
+  for (const byte of Buffer.from(text, "utf8"))
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  return out;
 }
 
 /** Writes `answer` on a socket no HTTP server manages, then closes it once written. */

@@ -2,6 +2,12 @@
 // listener — ends in the same two places: handleRequest for each HTTP request, and
 // handleStream for a byte stream whose protocol is found by peeking at its first bytes.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  constants as http2Constants,
+  type Http2Server,
+  type Http2ServerRequest,
+  type ServerHttp2Session,
+} from "node:http2";
 import net, { type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
@@ -10,9 +16,18 @@ import { isLocalAddress } from "../net/local-address.ts";
 import { canonicalHost } from "../policy/index.ts";
 import type { Entry } from "../policy/index.ts";
 import { parseClientHello, sniffHttp } from "../tls/client-hello.ts";
-import { blockAnswer, clientErrorAnswer, rawAnswer, sendRawAnswer, tlsRefusal } from "./answers.ts";
+import {
+  blockAnswer,
+  clientErrorAnswer,
+  rawAnswer,
+  sendAnswer,
+  sendBlock,
+  sendRawAnswer,
+  tlsRefusal,
+} from "./answers.ts";
 import type { Gate } from "./gate.ts";
 import { createUpstreams, handleRequest, type ConnContext, type Upstreams } from "./forward.ts";
+import { AgentH2Response, createAgentH2Server, headerListSize } from "./h2.ts";
 import { PipelineGate } from "./pipeline.ts";
 import { passthrough } from "./passthrough.ts";
 import { PrefixedSocket } from "./prefixed-socket.ts";
@@ -33,6 +48,8 @@ export interface BoundaryLimits {
   maxInFlightPerConnection: number;
   /** Pipelined requests of one connection waiting their turn; one more closes the connection. */
   maxQueuedPerConnection: number;
+  /** HTTP/2 streams open at once on one agent connection. */
+  maxConcurrentStreams: number;
   /** How long an upstream may take to connect, answer, or send the next body bytes. */
   upstreamTimeoutMs: number;
 }
@@ -45,6 +62,7 @@ const DEFAULT_LIMITS: BoundaryLimits = {
   idleTimeoutMs: 120_000,
   maxInFlightPerConnection: 16,
   maxQueuedPerConnection: 256,
+  maxConcurrentStreams: 100,
   upstreamTimeoutMs: 30_000,
 };
 
@@ -70,6 +88,11 @@ export class Boundary {
   #raw = new Set<Socket>();
   /** Parses HTTP on connections the boundary hands it (tunnels, intercepted TLS); never listens. */
   #inner: http.Server;
+  /** Serves the intercepted TLS connections whose agent chose HTTP/2 (ALPN h2); never listens. */
+  #innerH2: Http2Server;
+  #h2Contexts = new WeakMap<ServerHttp2Session, ConnContext>();
+  /** The context of the connection being handed to #innerH2 (its session is created at once). */
+  #h2Handover: ConnContext | undefined;
 
   constructor(gate: Gate, limits: Partial<BoundaryLimits> = {}) {
     this.gate = gate;
@@ -80,6 +103,7 @@ export class Boundary {
       maxQueued: this.#limits.maxQueuedPerConnection,
     });
     this.#inner = this.#httpServer((req) => this.#contexts.get(req.socket));
+    this.#innerH2 = this.#h2Server();
   }
 
   /** Ends every tunnel and captured connection (the servers close their own connections). */
@@ -165,6 +189,79 @@ export class Boundary {
       socket.destroy();
     });
     server.setTimeout(this.#limits.idleTimeoutMs);
+    return server;
+  }
+
+  #h2Server(): Http2Server {
+    const server = createAgentH2Server({
+      maxConcurrentStreams: this.#limits.maxConcurrentStreams,
+      maxHeaderListSize: this.#limits.maxHeaderSize,
+      idleTimeoutMs: this.#limits.idleTimeoutMs,
+    });
+    server.on("session", (session: ServerHttp2Session) => {
+      const ctx = this.#h2Handover;
+      this.#h2Handover = undefined;
+      if (ctx === undefined) {
+        session.destroy();
+        return;
+      }
+      this.#h2Contexts.set(session, ctx);
+      session.on("error", () => {
+        session.destroy();
+      });
+    });
+    server.on("request", (req: Http2ServerRequest, res: AgentH2Response) => {
+      const ctx = this.#h2Contexts.get(req.stream.session as ServerHttp2Session);
+      if (!ctx) {
+        res.stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      if (req.method === "CONNECT") {
+        const verdict = blockVerdict(
+          "UnsupportedProtocol",
+          "CONNECT inside HTTP/2 (and WebSocket over HTTP/2, RFC 8441) is refused; open WebSocket over HTTP/1.1",
+        );
+        sendBlock(res as unknown as ServerResponse, verdict, ctx.bound?.host);
+        this.gate.record(verdict, {
+          entry: ctx.entry,
+          host: ctx.bound?.host ?? "",
+          port: ctx.bound?.port ?? 0,
+          method: "CONNECT",
+          client: ctx.client,
+        });
+        return;
+      }
+      const size = headerListSize(req.rawHeaders);
+      if (size > this.#limits.maxHeaderSize) {
+        // Node's HTTP/2 advertises the limit but enforces only its own (64 KiB): held here.
+        sendAnswer(res as unknown as ServerResponse, clientErrorAnswer("HPE_HEADER_OVERFLOW"));
+        this.gate.record(
+          blockVerdict(
+            "InvalidRequest",
+            `header list of ${size} bytes is over the ${this.#limits.maxHeaderSize}-byte limit`,
+          ),
+          {
+            entry: ctx.entry,
+            host: ctx.bound?.host ?? "",
+            port: ctx.bound?.port ?? 0,
+            method: req.method,
+            client: ctx.client,
+          },
+        );
+        return;
+      }
+      // Each stream is a request of its own; the connection's limits bound how many run at once.
+      handleRequest(
+        this.gate,
+        this.upstreams,
+        req as unknown as IncomingMessage,
+        res as unknown as ServerResponse,
+        ctx,
+      ).catch((err: unknown) => {
+        this.gate.log.error({ err: String(err) }, "request handler failed");
+        res.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+      });
+    });
     return server;
   }
 
@@ -368,16 +465,28 @@ export class Boundary {
     const secure = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext: this.gate.ca.contextFor(sni.name),
-      ALPNProtocols: ["http/1.1"],
+      ALPNProtocols: ["h2", "http/1.1"],
     });
     if (this.gate.ca.issuedCount > before) this.gate.metrics.certificatesIssued.inc();
     secure.on("error", () => secure.destroy());
-    this.#contexts.set(secure, {
+    const ctx: ConnContext = {
       entry,
       scheme: "https",
       bound: { host: sni.name, port: options.port },
       client: options.client,
+    };
+    // The protocol is known once the handshake is done; until then nothing is read from it.
+    secure.once("secure", () => {
+      if (secure.alpnProtocol === "h2") {
+        // What a tls.Server does once its handshake is done; the HTTP/2 session waits for it.
+        (secure as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+        this.#h2Handover = ctx;
+        this.#innerH2.emit("connection", secure);
+        this.#h2Handover = undefined;
+      } else {
+        this.#contexts.set(secure, ctx);
+        this.#inner.emit("connection", secure);
+      }
     });
-    this.#inner.emit("connection", secure);
   }
 }

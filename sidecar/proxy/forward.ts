@@ -15,8 +15,9 @@ import {
   withoutClientClaims,
   type HeaderList,
 } from "./inject.ts";
+import { forwardableTrailers, h2HasBody, h2RequestLine, isH2Request } from "./h2.ts";
 import { relay, relayedResponse, scrubHeaders, type BodySink } from "./response.ts";
-import { requestTarget, type TargetContext } from "./target.ts";
+import { requestTarget, type RequestLine, type TargetContext } from "./target.ts";
 import type { DialAddress } from "./resolve.ts";
 import { UpstreamPools } from "./upstream-pool.ts";
 import { relayWebSocket, type RelayedSocket } from "./websocket.ts";
@@ -54,7 +55,7 @@ export async function handleRequest(
 ): Promise<void> {
   const started = performance.now();
   const base = { entry: ctx.entry, method: req.method ?? "", client: ctx.client };
-  const target = requestTarget(req, ctx);
+  const target = requestTarget(requestLine(req).line, ctx);
   if (!target.ok) {
     const bound = { host: ctx.bound?.host ?? "", port: ctx.bound?.port ?? 0 };
     refuseUndecidable(gate, res, blockVerdict(target.reason, target.message), { ...base, ...bound });
@@ -101,16 +102,14 @@ export async function handleRequest(
     return;
   }
   if (!resolved.ok) {
-    if (resolved.kind === "forbidden") {
-      blockWith(blockVerdict("AddressForbidden", resolved.message));
-      return;
+    if (resolved.kind === "forbidden") blockWith(blockVerdict("AddressForbidden", resolved.message));
+    else {
+      gate.metrics.upstreamErrors.inc({ kind: "dns" });
+      sendUpstreamError(res, "dns", verdict.outcome);
+      gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
     }
-    gate.metrics.upstreamErrors.inc({ kind: "dns" });
-    sendUpstreamError(res, "dns", verdict.outcome);
-    gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
     return;
   }
-
   const credentialed = injection?.ok === true ? injection : undefined;
   if (!credentialed) verdict = { ...verdict, credential: undefined };
   const { headers, path, patterns } = outgoing(req, facts, normalized.query, credentialed, upgrade);
@@ -122,10 +121,19 @@ export async function handleRequest(
     patterns,
     credential: verdict.credential,
     upgrade,
+    trailers: isH2Request(req),
     onDone: (status, bytes) => {
       gate.record(verdict, { ...withPath, status, bytes, durationMs: performance.now() - started });
     },
   });
+}
+
+/**
+ * What a request is addressed by: an HTTP/2 stream's :authority and :path read as HTTP/1.1's Host
+ * and URL (h2.ts), an HTTP/1.1 request as it came.
+ */
+function requestLine(req: IncomingMessage): { line: RequestLine; h2: boolean } {
+  return isH2Request(req) ? { line: h2RequestLine(req), h2: true } : { line: req, h2: false };
 }
 
 /** Answers a request that cannot be reduced to facts (the connection then closes) and records it. */
@@ -152,22 +160,38 @@ function outgoing(
   injection: Extract<ReturnType<Gate["credential"]>, { ok: true }> | undefined,
   upgrade: WebSocketUpgrade | undefined,
 ): { headers: HeaderList; path: string; patterns: Buffer[] } {
-  let headers: HeaderList = withoutClientClaims(pairHeaders(req.rawHeaders));
+  const { line, h2 } = requestLine(req);
+  let headers: HeaderList = withoutClientClaims(pairHeaders(line.rawHeaders));
   // No WebSocket extension is offered upstream: a compressed frame could not be scrubbed.
   if (upgrade) headers = forwardableHeaders(headers, ["sec-websocket-extensions"]);
   let patterns: Buffer[] = [];
   if (injection) {
     const prepared = injection.injection;
-    headers = forwardableHeaders(headers, [...injectedHeaderNames(injection.credential), "accept-encoding"]);
+    // No compression asked for: a compressed body (or gRPC message) could not be scrubbed.
+    headers = forwardableHeaders(headers, [
+      ...injectedHeaderNames(injection.credential),
+      "accept-encoding",
+      "grpc-accept-encoding",
+    ]);
     headers.push(["Accept-Encoding", "identity"]);
     if (prepared.header) headers.push(prepared.header);
     if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
     patterns = prepared.patterns;
   } else headers = forwardableHeaders(headers);
+  // An HTTP/2 agent that takes trailers says so (gRPC does); it gets the upstream's (TE: trailers).
+  if (h2 && acceptsTrailers(line.rawHeaders)) headers.push(["te", "trailers"]);
   const defaultPort = facts.scheme === "https" ? 443 : 80;
   const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
   headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
   return { headers, path: query === "" ? facts.path : `${facts.path}?${query}`, patterns };
+}
+
+/** True when the request's TE header names `trailers`. */
+function acceptsTrailers(raw: string[]): boolean {
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if ((raw[i] as string).toLowerCase() === "te" && /(^|,)\s*trailers\s*(;|,|$)/i.test(raw[i + 1] as string))
+      return true;
+  return false;
 }
 
 interface ForwardPlan {
@@ -178,6 +202,8 @@ interface ForwardPlan {
   patterns: Buffer[];
   credential: string | undefined;
   upgrade?: WebSocketUpgrade | undefined;
+  /** The agent reads trailers (HTTP/2): the upstream's are relayed, scrubbed as headers are. */
+  trailers: boolean;
   onDone: (status: number, bytes: number) => void;
 }
 
@@ -208,6 +234,7 @@ function dispatchOptions(
 
 /** True when the agent's request carries a body (Node's parser framed one). */
 function hasBody(req: IncomingMessage): boolean {
+  if (isH2Request(req)) return h2HasBody(req);
   const length = req.headers["content-length"];
   if (length !== undefined) return length !== "0";
   return req.headers["transfer-encoding"] !== undefined;
@@ -240,6 +267,8 @@ function forward(
     address: plan.address.address,
     family: plan.address.family,
     isIp: canonicalHost(facts.host).kind === "ip",
+    // undici speaks WebSocket over HTTP/1.1 only; every other request may go over HTTP/2.
+    http1Only: plan.upgrade !== undefined,
   });
   pool.dispatch(dispatchOptions(req, upstreams, plan), exchange);
 }
@@ -367,8 +396,15 @@ class Exchange {
     this.#sink?.data(chunk);
   }
 
-  onResponseEnd(): void {
-    this.#sink?.end();
+  onResponseEnd(_controller: Controller, trailers?: Record<string, unknown> | null): void {
+    if (this.#sink === undefined) return;
+    if (!this.#plan.trailers) {
+      this.#sink.end();
+      return;
+    }
+    const { patterns } = this.#plan;
+    const list = forwardableTrailers(trailers);
+    this.#sink.end(patterns.length > 0 ? scrubHeaders(list, patterns, this.#onScrub) : list.flat());
   }
 
   onResponseError(_controller: Controller | null, err: Error): void {
@@ -413,9 +449,21 @@ function switchingHead(
   return `${head}${DECISION_HEADER}: ${outcome}\r\n`;
 }
 
-/** undici's raw response headers (Buffers) as the latin1 strings Node's own parser gives. */
+/**
+ * undici's raw response headers as the latin1 strings Node's own parser gives: a flat list of
+ * Buffers over HTTP/1.1, an object (lower-case names, arrays for repeated fields) over HTTP/2.
+ */
 function latin1Headers(raw: Controller["rawHeaders"]): string[] {
-  if (!Array.isArray(raw)) return [];
+  if (raw === null || raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    const out: string[] = [];
+    for (const [name, value] of Object.entries(raw)) {
+      if (name.startsWith(":")) continue;
+      for (const item of Array.isArray(value) ? (value as unknown[]) : [value])
+        if (typeof item === "string" || typeof item === "number") out.push(name, String(item));
+    }
+    return out;
+  }
   const out: string[] = new Array<string>(raw.length);
   for (let i = 0; i < raw.length; i++) {
     const item = raw[i] as Buffer | string;

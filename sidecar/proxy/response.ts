@@ -1,13 +1,15 @@
 // The way back: an upstream's response relayed to the agent. On an inject path everything of it
 // that reaches the agent passes one scrubbing step (status line, header names and values, body),
 // and what the sidecar cannot read fully is refused rather than passed on. What is never relayed
-// on any path: 1xx interim responses and trailers (nothing an agent needs from an upstream, and
-// two more places a reflection could hide).
+// on any path: 1xx interim responses (nothing an agent needs from an upstream, and one more place
+// a reflection could hide). Trailers reach an HTTP/2 agent (gRPC's status is in them), scrubbed as
+// headers are; an HTTP/1.1 agent never gets them.
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import { finished, Readable, Transform, type TransformCallback } from "node:stream";
 import zlib from "node:zlib";
 import { DECISION_HEADER } from "../constants.ts";
 import { forwardableHeaders, pairHeaders, type HeaderList } from "./inject.ts";
+import { GrpcScrubber, isGrpcContentType } from "./grpc.ts";
 import { Scrubber, scrubText } from "./scrub.ts";
 
 /** Response headers that describe the body as the upstream sent it; a decoded body drops them. */
@@ -41,7 +43,13 @@ export interface Relayed {
   /** On an inject path with a content-coding: the decoder the body passes before scrubbing. */
   decoder?: Transform;
   /** On an inject path: every byte of the body passes it before it is written. */
-  scrubber?: Scrubber;
+  scrubber?: BodyScrubber;
+}
+
+/** Scrubs a body as it streams: what can be sent now of each chunk, then what was held back. */
+export interface BodyScrubber {
+  push(chunk: Buffer): Buffer;
+  end(): Buffer;
 }
 
 /**
@@ -79,7 +87,10 @@ export function relayedResponse(
   const forwarded = forwardableHeaders(pairHeaders(head.rawHeaders), dropped);
   const headers = scrubHeaders(forwarded, plan.patterns, plan.onScrub);
   headers.push(DECISION_HEADER, plan.outcome);
-  const scrubber = new Scrubber(plan.patterns, plan.onScrub);
+  // A gRPC body is scrubbed message by message (each keeps a correct length prefix).
+  const scrubber = isGrpcContentType(headerValue(head.rawHeaders, "content-type"))
+    ? new GrpcScrubber(plan.patterns, plan.onScrub)
+    : new Scrubber(plan.patterns, plan.onScrub);
   const message = STATUS_CODES[status] ?? "";
   return decoding.kind === "as-sent"
     ? { ok: true, status, message, headers, scrubber }
@@ -123,8 +134,8 @@ function headerValue(raw: string[], name: string): string | undefined {
 /** Where the upstream's body goes, as it arrives. */
 export interface BodySink {
   data(chunk: Buffer): void;
-  /** The body is complete. */
-  end(): void;
+  /** The body is complete; `trailers` (a flat name/value list, already scrubbed) follow it. */
+  end(trailers?: string[]): void;
   /** The body was cut short (the agent's response is cut too). */
   fail(err: Error): void;
 }
@@ -173,19 +184,23 @@ export function relay(
   });
   const decoded = chain([source, decoder, new NotCompressedAgain()]);
   const writer = bodyWriter(res, relayed, decoded, onBytes, onEnd);
+  let trailers: string[] | undefined;
   decoded.on("data", (chunk: Buffer) => {
     writer.data(chunk);
   });
   finished(decoded, (err) => {
     if (err) writer.fail(err);
-    else writer.end();
+    else writer.end(trailers);
   });
   res.on("drain", () => decoded.resume());
   return {
     data: (chunk) => {
       if (!source.push(chunk)) flow.pause();
     },
-    end: () => source.push(null),
+    end: (last) => {
+      trailers = last;
+      source.push(null);
+    },
     fail: (err) => source.destroy(err),
   };
 }
@@ -240,7 +255,7 @@ function bodyWriter(
         setImmediate(flush);
       }
     },
-    end(): void {
+    end(trailers?: string[]): void {
       if (ended) return;
       ended = true;
       const tail = scrubber?.end();
@@ -257,6 +272,7 @@ function bodyWriter(
         onEnd(undefined);
       };
       if (res.destroyed) return;
+      if (trailers !== undefined && trailers.length > 0) res.addTrailers(trailerObject(trailers));
       if (rest !== undefined) res.end(rest, done);
       else res.end(done);
     },
@@ -267,6 +283,17 @@ function bodyWriter(
       onEnd(err);
     },
   };
+}
+
+/** A flat name/value list as one object (repeated names joined with ", "). */
+function trailerObject(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    const value = flat[i + 1] as string;
+    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+  }
+  return out;
 }
 
 /** True when the flat name/value list has a header `name` (lower-case). */

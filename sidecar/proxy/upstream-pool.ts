@@ -1,4 +1,5 @@
-// Keep-alive connections to upstreams, on undici's HTTP/1.1 client. One pool per resolved target
+// Keep-alive connections to upstreams, on undici's HTTP client: HTTP/2 when the upstream offers it
+// in ALPN, else HTTP/1.1 (each side of the sidecar speaks what its peer does). One pool per resolved target
 // (scheme, name, port and the address the sidecar checked), each dialling only that address: the
 // name is never resolved again here. Upstream TLS is verified against the sidecar's roots, for the
 // name the request was decided on. Why undici rather than http.request: on the credential path the
@@ -26,6 +27,8 @@ export interface UpstreamTarget {
   family: number;
   /** True when `host` is an IP literal: no SNI, the certificate is checked for the address. */
   isIp: boolean;
+  /** HTTP/1.1 only (a WebSocket upgrade): h2 is not offered in ALPN. */
+  http1Only?: boolean;
 }
 
 /** Most pools kept; the least recently used beyond it is closed once its requests finish. */
@@ -53,7 +56,8 @@ export class UpstreamPools {
 
   /** The pool for `target`, created on first use. */
   pool(target: UpstreamTarget): Pool {
-    const key = `${target.secure ? "https" : "http"} ${target.host} ${target.port} ${target.address}`;
+    const http1Only = target.http1Only === true || !target.secure;
+    const key = `${target.secure ? "https" : "http"} ${target.host} ${target.port} ${target.address}${http1Only ? "" : " h2"}`;
     const found = this.#pools.get(key);
     if (found !== undefined) {
       // Most recently used last: the first entry is the one to evict.
@@ -65,10 +69,11 @@ export class UpstreamPools {
     const pool = new Pool(`${target.secure ? "https" : "http"}://${host}:${target.port}`, {
       connections: MAX_CONNECTIONS,
       pipelining: 1,
+      allowH2: !http1Only,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
       connect: (_options: buildConnector.Options, callback: buildConnector.Callback) => {
-        this.#dial(target, callback);
+        this.#dial(target, http1Only, callback);
       },
     });
     this.#pools.set(key, pool);
@@ -87,7 +92,7 @@ export class UpstreamPools {
   }
 
   /** Dials exactly the checked address; for TLS, verifies the certificate for the decided name. */
-  #dial(target: UpstreamTarget, callback: buildConnector.Callback): void {
+  #dial(target: UpstreamTarget, http1Only: boolean, callback: buildConnector.Callback): void {
     let settled = false;
     const settle = (...args: [null, Socket] | [Error, null]): void => {
       if (settled) return;
@@ -102,6 +107,7 @@ export class UpstreamPools {
           port: target.port,
           secureContext: this.#context,
           rejectUnauthorized: true,
+          ALPNProtocols: http1Only ? ["http/1.1"] : ["h2", "http/1.1"],
           // An IP literal is verified as the address it is (and TLS sends no SNI for it).
           ...(target.isIp ? {} : { servername: target.host }),
           ...(this.#sessions.has(sessionKey) ? { session: this.#sessions.get(sessionKey) } : {}),
