@@ -8,45 +8,11 @@ import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import { REDACTED } from "../sidecar/proxy/scrub.ts";
 import { CertificateAuthority } from "../sidecar/tls/ca.ts";
+import { ADMIN, ECHO, type Message } from "./fixtures/grpc-echo.ts";
 import { credential, policy, secret, startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
 
 const API = "grpc-api.example.test";
 const SECRET = "grpc-s3cr3t-19fa0c6e2b";
-
-interface Message {
-  text: string;
-}
-
-const json = {
-  serialize: (value: Message): Buffer => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer): Message => JSON.parse(bytes.toString("utf8")) as Message,
-};
-
-function method(
-  path: string,
-  requestStream: boolean,
-  responseStream: boolean,
-): grpc.MethodDefinition<Message, Message> {
-  return {
-    path,
-    requestStream,
-    responseStream,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  };
-}
-
-/** The service the upstream serves; the policy allows its methods only. */
-const ECHO = {
-  unary: method("/airlock.test.Echo/Unary", false, false),
-  serverStream: method("/airlock.test.Echo/ServerStream", false, true),
-  clientStream: method("/airlock.test.Echo/ClientStream", true, false),
-  bidi: method("/airlock.test.Echo/Bidi", true, true),
-};
-/** A service no rule allows. */
-const ADMIN = { drop: method("/airlock.test.Admin/Drop", false, false) };
 
 type EchoClient = grpc.Client & {
   unary(

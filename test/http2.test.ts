@@ -47,7 +47,24 @@ interface Answer {
   trailers: IncomingHttpHeaders;
 }
 
-describe("HTTP/2 through the credential path (Node http2 and curl, explicit proxy)", function () {
+/** One line of HTTPX_GET's output. */
+interface HttpxLine {
+  status: number;
+  version: string;
+  decision: string;
+  body: string;
+}
+
+/** httpx with HTTP/2 through an HTTP proxy: argv proxy, CA file, URLs; a JSON line per URL. */
+const HTTPX_GET = `import httpx, json, sys
+proxy, ca, urls = sys.argv[1], sys.argv[2], sys.argv[3:]
+with httpx.Client(http2=True, http1=False, proxies=proxy, verify=ca, timeout=10) as client:
+    for url in urls:
+        r = client.get(url)
+        print(json.dumps({"status": r.status_code, "version": r.http_version, "decision": r.headers.get("x-airlock-decision"), "body": r.text}))
+`;
+
+describe("HTTP/2 through the credential path (Node http2, curl, httpx; explicit proxy)", function () {
   let sidecar: TestSidecar;
   let h2Upstream: http2.Http2SecureServer;
   let h1Upstream: https.Server;
@@ -331,6 +348,31 @@ describe("HTTP/2 through the credential path (Node http2 and curl, explicit prox
     expect(seen.map((s) => [s.path, s.headers.authorization])).to.deep.equal([
       ["/echo/curl", `Bearer ${SECRET}`],
       ["/open/curl", undefined],
+    ]);
+  });
+
+  it("Python httpx with HTTP/2 through the proxy: inject, allow and block", async function () {
+    seen.length = 0;
+    const { stdout } = await run("/usr/bin/python3", [
+      "-c",
+      HTTPX_GET,
+      `http://127.0.0.1:${sidecar.proxyAddress.port}`,
+      caFile,
+      `https://${API}:${port}/echo/httpx`,
+      `https://${OPEN}:${port}/open/httpx`,
+      `https://${OPEN}:${port}/closed/httpx`,
+    ]);
+    const lines = stdout.trim().split("\n");
+    expect(lines).to.have.length(3);
+    const [inject, allow, block] = lines.map((line) => JSON.parse(line) as HttpxLine);
+    expect(inject).to.include({ status: 200, version: "HTTP/2", decision: "inject" });
+    expect(inject?.body).to.contain(`auth ${REDACTED}`);
+    expect(allow).to.include({ status: 200, version: "HTTP/2", decision: "allow" });
+    expect(block).to.include({ status: 403, version: "HTTP/2", decision: "block" });
+    expect(stdout).not.to.contain(SECRET);
+    expect(seen.map((s) => [s.path, s.headers.authorization])).to.deep.equal([
+      ["/echo/httpx", `Bearer ${SECRET}`],
+      ["/open/httpx", undefined],
     ]);
   });
 

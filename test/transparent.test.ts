@@ -94,15 +94,25 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
   before(async function () {
     pw = harness.create(
       ["ip", "setpriv", "iptables-restore", "ip6tables-restore", "dnsmasq", "curl", "git", "python3", "ping"],
-      ["10.77.1.10", "10.77.1.66"],
+      ["10.77.1.10", "10.77.1.66", "10.77.1.20", "10.77.1.21"],
     );
-    const world = await harness.startWorldUpstream(["10.77.1.10", "10.77.1.66", pw.worldIp, pw.worldIp6]);
+    const world = await harness.startWorldUpstream([
+      "10.77.1.10",
+      "10.77.1.66",
+      pw.worldIp,
+      pw.worldIp6,
+      "grpc:10.77.1.20:grpc.example.test",
+      "grpc:10.77.1.21:grpc-open.example.test",
+    ]);
     upstreams = world.upstream;
     await harness.startDnsmasq(pw.worldIp, [
       ["api.example.test", "10.77.1.10"],
       ["registry.example.test", "10.77.1.10"],
       ["evil.example.test", "10.77.1.66"],
       ["portonly.example.test", "10.77.1.10"],
+      ["grpc.example.test", "10.77.1.20"],
+      ["grpc-open.example.test", "10.77.1.21"],
+      ["paths.example.test", "10.77.1.10"],
     ]);
     const worldCaPath = scratchFile(pw, "world-ca.pem", world.ca);
     const policy = scratchFile(
@@ -112,11 +122,18 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
         "{name: api, hosts: [api.example.test], credential: api}",
         "{name: registry, hosts: [registry.example.test]}",
         "{name: portonly, hosts: [portonly.example.test], ports: [8443]}",
+        "{name: grpc, hosts: [grpc.example.test], paths: ['/airlock.test.Echo/*'], credential: api}",
+        "{name: grpc-open, hosts: [grpc-open.example.test]}",
+        "{name: paths, hosts: [paths.example.test], paths: ['/open/**']}",
       ]) + credentialYaml("api", SECRET),
     );
     harness.makeTrustDir();
     await harness.init();
-    sidecarArgs = harness.sidecarArgs({ policy, upstreamCa: worldCaPath, allow: ["10.77.1.10/32"] });
+    sidecarArgs = harness.sidecarArgs({
+      policy,
+      upstreamCa: worldCaPath,
+      allow: ["10.77.1.10/32", "10.77.1.20/32", "10.77.1.21/32"],
+    });
     sidecar = await background(sidecarArgs, /listening on/);
     harness.defer(() => sidecar.stop());
     // The agent trusts the pod's bundle; the world's CA stands in for a public CA.
@@ -196,6 +213,126 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
       });
     }
   }
+
+  // HTTP/2 clients over HTTPS. On an intercepted host they choose h2 with the sidecar (which
+  // speaks HTTP/1.1 to the world's upstream); a passed-through host negotiates with the upstream
+  // itself, which offers only HTTP/1.1, so each client does what it would do there directly.
+  const H2_CLIENTS: Record<string, { command: (url: string) => string[]; passthrough: string }> = {
+    "curl --http2": {
+      command: (url) => [
+        "curl",
+        "-sS",
+        "--http2",
+        "--max-time",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{http_version}",
+        url,
+      ],
+      passthrough: "200 1.1",
+    },
+    "node http2": {
+      command: (url) => [NODE, "--input-type=module", "-e", NODE_H2_GET, url],
+      passthrough: "error",
+    },
+    "python httpx (http2)": {
+      command: (url) => ["/usr/bin/python3", "-c", PY_H2_GET, url],
+      passthrough: "200 HTTP/1.1",
+    },
+  };
+  const H2_CASES = [
+    { name: "inject", url: "https://api.example.test/inject", out: "200 2", sent: "credential" },
+    {
+      name: "allow on a host a path rule intercepts",
+      url: "https://paths.example.test/open",
+      out: "200 2",
+      sent: "plain",
+    },
+    {
+      name: "block: a path no rule allows, on that host",
+      url: "https://paths.example.test/closed",
+      out: "403 2",
+      sent: "nothing",
+    },
+    {
+      name: "block: a port no rule allows",
+      url: "https://portonly.example.test/block",
+      out: "error",
+      sent: "nothing",
+    },
+    {
+      name: "allow, passed through (ALPN is the upstream's)",
+      url: "https://registry.example.test/allow",
+      out: "passthrough",
+      sent: "plain",
+    },
+  ] as const;
+  for (const [client, { command, passthrough }] of Object.entries(H2_CLIENTS)) {
+    for (const c of H2_CASES) {
+      it(`${client}: ${c.name}`, async function () {
+        const before = records().length;
+        const url = `${c.url}/${client.split(" ")[0] ?? ""}-h2`;
+        const res = await agent(command(url));
+        const out = res.stdout.trim();
+        const want = c.out === "passthrough" ? passthrough : c.out;
+        if (want === "error") expect(out, res.stderr).to.be.oneOf(["error", "000 0"]);
+        else expect(out, res.stderr).to.equal(want);
+        expect(res.stdout + res.stderr).not.to.include(SECRET);
+        const path = new URL(url).pathname;
+        const sent = want === "error" ? "nothing" : c.sent;
+        const got =
+          sent === "nothing"
+            ? (await recordsBeforeBarrier(before)).filter((r) => r.url?.startsWith(path))
+            : await recordsFor(before, path);
+        if (sent === "nothing") expect(got).to.deep.equal([]);
+        else {
+          expect(got.length, `${res.stdout}\n${res.stderr}`).to.equal(1);
+          expect(got[0]?.headers?.authorization).to.equal(
+            sent === "credential" ? `Bearer ${SECRET}` : undefined,
+          );
+        }
+      });
+    }
+  }
+
+  it("grpc-js client, passed through (an unconstrained allow rule): HTTP/2 end to end, every method, no credential", async function () {
+    const before = records().length;
+    const res = await agent([NODE, GRPC_AGENT, "grpc-open.example.test:443", bundle]);
+    const lines = res.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { call: string; code: number; details?: string; text?: string });
+    expect(lines, res.stderr).to.deep.equal([
+      { call: "unary", code: 0, text: "auth " },
+      { call: "drop", code: 0, text: "dropped" },
+    ]);
+    const got = await recordsFor(before, "/airlock.test.Echo/Unary");
+    expect(got.map((r) => r.address)).to.deep.equal(["10.77.1.21"]);
+    expect(got[0]?.headers?.authorization).to.equal(undefined);
+  });
+
+  it("grpc-js client: an allowed method gets the credential as metadata, its reflection scrubbed; another method fails PERMISSION_DENIED", async function () {
+    const before = records().length;
+    const res = await agent([NODE, GRPC_AGENT, "grpc.example.test:443", bundle]);
+    expect(res.stdout + res.stderr).not.to.include(SECRET);
+    const lines = res.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { call: string; code: number; details?: string; text?: string });
+    expect(lines, res.stderr).to.deep.equal([
+      { call: "unary", code: 0, text: "auth [airlock:redacted]" },
+      { call: "drop", code: 7, details: lines[1]?.details },
+    ]);
+    expect(lines[1]?.details).to.match(/^airlock NoRuleMatched: /);
+    const got = await recordsFor(before, "/airlock.test.Echo/Unary");
+    expect(got.length, res.stdout).to.equal(1);
+    expect(got[0]?.headers?.authorization).to.equal(`Bearer ${SECRET}`);
+    expect(
+      (await recordsBeforeBarrier(before)).filter((r) => r.url?.startsWith("/airlock.test.Admin")),
+    ).to.deep.equal([]);
+  });
 
   it("node ws client: a WebSocket to an inject host is credentialed at its handshake, its frames scrubbed; one no rule allows is refused", async function () {
     const before = records().length;
@@ -345,7 +482,6 @@ except urllib.error.HTTPError as e:
 except Exception:
   print('error')`;
 
-/** GET argv[1] with Node's built-in fetch; prints the status, or "error". */
 /** The `ws` package's ESM entry, for agent scripts (the repository's node_modules). */
 const WS_MODULE = join(import.meta.dirname, "../node_modules/ws/wrapper.mjs");
 /** A ws client: sends "hello", then "echo-credential", printing each answer; prints refusals. */
@@ -359,4 +495,26 @@ const NODE_WS = [
   "ws.on('error', (e) => { console.log('error ' + e.message); process.exit(0); });",
   "ws.on('close', () => process.exit(0));",
 ].join("\n");
+/** An HTTP/2 GET of argv[1] with node:http2; prints the status and "2" when h2 was chosen, or "error". */
+const NODE_H2_GET = [
+  "import http2 from 'node:http2';",
+  "const url = new URL(process.argv[1]);",
+  "const fail = () => { console.log('error'); process.exit(0); };",
+  "const session = http2.connect(url.origin);",
+  "session.on('error', fail);",
+  "const req = session.request({ ':path': url.pathname });",
+  "req.on('error', fail);",
+  "req.on('response', (h) => { console.log(h[':status'] + ' ' + (session.alpnProtocol === 'h2' ? '2' : session.alpnProtocol)); session.close(); });",
+  "req.resume();",
+].join("\n");
+/** An HTTP/2 GET of argv[1] with httpx; prints the status and "2" for HTTP/2, or "error". */
+const PY_H2_GET = `import httpx,os,sys
+try:
+  with httpx.Client(http2=True, verify=os.environ['SSL_CERT_FILE'], timeout=5) as c:
+    r = c.get(sys.argv[1]); print('%d %s' % (r.status_code, '2' if r.http_version == 'HTTP/2' else r.http_version))
+except Exception:
+  print('error')`;
+/** The agent's gRPC client (argv target, CA bundle). */
+const GRPC_AGENT = join(import.meta.dirname, "fixtures/grpc-agent.ts");
+/** GET argv[1] with Node's built-in fetch; prints the status, or "error". */
 const NODE_GET = "try { console.log((await fetch(process.argv[1])).status) } catch { console.log('error') }";

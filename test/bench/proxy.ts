@@ -53,6 +53,8 @@ const PASS = "pass.example.test";
 const INJECT = "inject.example.test";
 const DOWN_HOST = "down.example.test";
 const CONNS = 50;
+/** The origin's HTTP/2 port (443 stays HTTP/1.1: the other arms, and squid, compare on it). */
+const H2_PORT = 8443;
 const DOC = join(ROOT, "docs/benchmarks.md");
 const SECTION = "## Data path throughput";
 const LOAD_CPU = "0";
@@ -230,6 +232,7 @@ http {
   server {
     listen ${ORIGIN}:80 reuseport;
     listen ${ORIGIN}:443 ssl reuseport;
+    listen ${ORIGIN}:${H2_PORT} ssl http2 reuseport;
     ssl_certificate ${dir}/origin.pem;
     ssl_certificate_key ${dir}/origin.key;
     ssl_session_cache shared:bench:10m;
@@ -317,7 +320,7 @@ spec:
   egress:
     - {name: plain, hosts: [${PLAIN}], ports: [80]}
     - {name: pass, hosts: [${PASS}], ports: [443]}
-    - {name: inject, hosts: [${INJECT}, ${DOWN_HOST}], ports: [443], credential: api}
+    - {name: inject, hosts: [${INJECT}, ${DOWN_HOST}], ports: [443, ${H2_PORT}], credential: api}
 ---
 apiVersion: airlock.dev/v1alpha1
 kind: Credential
@@ -450,6 +453,21 @@ async function hey(
   };
 }
 
+/** test/bench/h2-load.ts against https://INJECT:H2_PORT/1k, direct to `address` or through `proxy`. */
+async function h2load(via: { address: string } | { proxy: number }, seconds: number): Promise<Load> {
+  const target = "address" in via ? ["--address", via.address] : ["--proxy", String(via.proxy)];
+  const out = await run(process.execPath, [
+    join(ROOT, "test/bench/h2-load.ts"),
+    ...["--url", `https://${INJECT}:${H2_PORT}/1k`, ...target, "--seconds", String(seconds)],
+  ]);
+  try {
+    return JSON.parse(out.trim().split("\n").pop() ?? "") as Load;
+  } catch {
+    log(`h2-load output: ${out.slice(-2000)}`);
+    return { rps: NaN, errors: 1, ok: 0 };
+  }
+}
+
 /** One measured cell: which arm, which proxy. */
 interface Cell {
   arm: string;
@@ -542,6 +560,14 @@ async function arms(p: Peers, dir: string): Promise<void> {
     for (const a of airlocks(p))
       await measure(arm, a, (s) => hey(tlsTarget(INJECT, true), a.port, { ...opts, seconds: s }));
   }
+  // HTTP/2 from the agent (10 connections × 10 streams in flight); the origin speaks it too.
+  const H2_ARM = "intercept + inject over HTTP/2, node:http2 client 10 conns × 10 streams";
+  const h2 =
+    (via: { address: string } | { proxy: number }) =>
+    (s: number): Promise<Load> =>
+      h2load(via, s);
+  await measure(H2_ARM, undefined, h2({ address: ORIGIN }));
+  for (const a of airlocks(p)) await measure(H2_ARM, a, h2({ proxy: a.port }));
   const SEQ_PLAIN = "sequential plain HTTP (hey -c 1)";
   const plainSeq =
     (proxy: number | undefined) =>
