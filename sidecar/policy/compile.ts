@@ -6,6 +6,7 @@ import { DEFAULT_RULE_PORTS } from "../constants.ts";
 import { policyHash } from "./canonical-json.ts";
 import { findConflicts } from "./conflicts.ts";
 import { isRecord } from "./fields.ts";
+import { credentialOwnedHeaders, lowerNames } from "./header-edits.ts";
 import { hostPatternCovers, hostPatternString, parseHostPattern } from "./host.ts";
 import type { Credential, CredentialInjection, EgressPolicy, EgressRule } from "./manifest-types.ts";
 import { objectRefOf } from "./object-meta.ts";
@@ -16,6 +17,7 @@ import type {
   FieldError,
   HostPattern,
   Injection,
+  ObjectRef,
   Result,
 } from "./types.ts";
 import { validateCredential } from "./validate-credential.ts";
@@ -92,6 +94,32 @@ function validateAll<T extends EgressPolicy | Credential>(
   return { valid, invalidIds };
 }
 
+/** A rule's header edits may not touch what its credential's injection owns (header-edits.ts). */
+function checkCredentialHeaders(
+  rule: EgressRule,
+  i: number,
+  credential: Credential,
+  object: ObjectRef,
+  errors: FieldError[],
+): void {
+  const owned = credentialOwnedHeaders(compileInjection(credential.spec.injection));
+  const refuse = (path: string, name: string): void => {
+    const why = owned.get(name.toLowerCase());
+    if (why === undefined) return;
+    errors.push({
+      object,
+      path,
+      message: `${name} cannot be edited by a rule that attaches Credential ${credential.metadata.name}: ${why}; remove it`,
+    });
+  };
+  rule.setHeaders?.forEach(({ name }, j) => {
+    refuse(`spec.egress[${i}].setHeaders[${j}].name`, name);
+  });
+  rule.removeHeaders?.forEach((name, j) => {
+    refuse(`spec.egress[${i}].removeHeaders[${j}]`, name);
+  });
+}
+
 function checkCredentialRefs(
   policy: EgressPolicy,
   credentials: Map<string, Credential>,
@@ -117,6 +145,7 @@ function checkCredentialRefs(
       });
       return;
     }
+    checkCredentialHeaders(rule, i, credential, object, errors);
     if (credential.spec.hosts === undefined) return;
     const bound = hostsOf(credential.spec.hosts);
     hostsOf(rule.hosts).forEach((host, j) => {
@@ -166,6 +195,9 @@ function compileRule(policy: EgressPolicy, rule: EgressRule, index: number): Com
     paths: rule.paths ?? null,
   };
   if (rule.credential !== undefined) compiled.credential = `${policy.metadata.namespace}/${rule.credential}`;
+  if (rule.setHeaders !== undefined)
+    compiled.setHeaders = rule.setHeaders.map(({ name, value }) => ({ name, value }));
+  if (rule.removeHeaders !== undefined) compiled.removeHeaders = lowerNames(rule.removeHeaders);
   return compiled;
 }
 

@@ -146,7 +146,11 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   }
 
   const { policy, rule } = best.entry.rule;
-  if (credential === undefined) return { outcome: "allow", reason: "RuleMatched", policy, rule };
+  const { headers } = best.entry;
+  if (credential === undefined)
+    return headers === undefined
+      ? { outcome: "allow", reason: "RuleMatched", policy, rule }
+      : { outcome: "allow", reason: "RuleMatched", policy, rule, headers };
   const host = name ?? "";
   if (credential.hosts !== null && !credential.hosts.some((pattern) => hostMatches(pattern, host))) {
     const bound = credential.hosts.map(hostPatternString).join(", ");
@@ -161,14 +165,23 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
       `request https://${hostForDisplay(host)}${facts.path} instead`;
     return enforceOrAudit(index, block("CredentialRequiresTls", message, best));
   }
-  return { outcome: "inject", reason: "RuleMatched", policy, rule, credential: credential.id };
+  const injected: Decision = {
+    outcome: "inject",
+    reason: "RuleMatched",
+    policy,
+    rule,
+    credential: credential.id,
+  };
+  if (headers !== undefined) injected.headers = headers;
+  return injected;
 }
 
 /**
  * The answer when a tunnel opens (CONNECT target or SNI), before any request is seen:
  * no index → block NoPolicyLoaded; no rule matching host and port → block NoRuleMatched
- * (Audit: passthrough with allow AuditWouldBlock); every matching rule names no credential and
- * constrains neither methods nor paths → passthrough with the best-ranked rule's allow;
+ * (Audit: passthrough with allow AuditWouldBlock); every matching rule names no credential,
+ * constrains neither methods nor paths and edits no header → passthrough with the best-ranked
+ * rule's allow;
  * otherwise intercept, and decide() each request inside. Never throws.
  */
 export function decideTunnel(index: PolicyIndex | null, tunnelFacts: TunnelFacts): TunnelDecision {
@@ -183,8 +196,13 @@ export function decideTunnel(index: PolicyIndex | null, tunnelFacts: TunnelFacts
     const decision = enforceOrAudit(index, block("NoRuleMatched", message));
     return decision.outcome === "block" ? { action: "block", decision } : { action: "passthrough", decision };
   }
+  // A rule that edits headers must see the requests to edit them.
   const unconstrained = candidates.every(
-    ({ entry }) => entry.credential === undefined && entry.methods === null && entry.paths === null,
+    ({ entry }) =>
+      entry.credential === undefined &&
+      entry.methods === null &&
+      entry.paths === null &&
+      entry.headers === undefined,
   );
   if (!unconstrained) return { action: "intercept" };
   const best = candidates.sort(compareCandidates)[0] ?? candidates[0];

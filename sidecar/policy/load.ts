@@ -4,7 +4,7 @@
 import { policyHash } from "./canonical-json.ts";
 import { ruleRef } from "./conflicts.ts";
 import { compilePathPattern, type PathPattern } from "./path.ts";
-import type { CompiledCredential, CompiledPolicy, CompiledRule, Result } from "./types.ts";
+import type { CompiledCredential, CompiledPolicy, CompiledRule, HeaderEdits, Result } from "./types.ts";
 import { validateBundle } from "./validate-bundle.ts";
 
 /** One rule with its matchers built; `order` is its (policy id, rule index) rank. Read only by decide. */
@@ -17,6 +17,8 @@ export interface IndexedRule {
   readonly methods: ReadonlySet<string> | null;
   readonly paths: readonly PathPattern[] | null;
   readonly credential: CompiledCredential | undefined;
+  /** The rule's static header edits, when it has any (built once, handed out with each decision). */
+  readonly headers: HeaderEdits | undefined;
 }
 
 /**
@@ -69,6 +71,10 @@ export function load(bundle: unknown): Result<PolicyIndex> {
       ref: ruleRef(rule),
       order,
       ports: new Set(rule.ports),
+      headers:
+        rule.setHeaders === undefined && rule.removeHeaders === undefined
+          ? undefined
+          : { set: rule.setHeaders ?? [], remove: rule.removeHeaders ?? [] },
       methods: rule.methods === null ? null : new Set(rule.methods),
       // validateBundle already compiled every pattern, so none is dropped here.
       paths:

@@ -1,6 +1,7 @@
 // The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
 // DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
 
+import type { HeaderSet } from "./header-edits.ts";
 import type { Mode } from "./types.ts";
 
 /** The part of `metadata` the core reads; a manifest's other metadata fields are ignored. */
@@ -34,6 +35,10 @@ export interface EgressRule {
   paths?: string[];
   /** Name of a Credential in the policy's namespace. */
   credential?: string;
+  /** Headers set on every request the rule matches (non-secret values). */
+  setHeaders?: HeaderSet[];
+  /** Headers removed from every request the rule matches. */
+  removeHeaders?: string[];
 }
 
 /** A validated EgressPolicy; `mode` defaults to Enforce and `egress` to []. */

@@ -58,6 +58,10 @@ export interface CompiledRule {
   paths: string[] | null;
   /** `namespace/name` of the Credential (a key of CompiledPolicy.credentials); absent = allow-only. */
   credential?: string;
+  /** Headers set on every request the rule matches (names as written); absent = none. */
+  setHeaders?: { name: string; value: string }[];
+  /** Lower-case names of headers removed from every request the rule matches; absent = none. */
+  removeHeaders?: string[];
 }
 
 /** Two rules at the same precedence rank that would attach different credentials. */
@@ -82,6 +86,13 @@ export interface CompiledPolicy {
   rules: CompiledRule[];
   credentials: Record<string, CompiledCredential>;
   conflicts: Conflict[];
+}
+
+/** A rule's static header edits as the data path applies them: removals first, then sets. */
+export interface HeaderEdits {
+  set: { name: string; value: string }[];
+  /** Lower-case names. */
+  remove: string[];
 }
 
 /** Which listener a request came in through. */
@@ -138,6 +149,8 @@ export interface Decision {
   rule?: string;
   /** `namespace/name` of the credential to attach (outcome inject only). */
   credential?: string;
+  /** The matched rule's static header edits (outcome inject or allow), when it has any. */
+  headers?: HeaderEdits;
   /** With reason AuditWouldBlock: the reason Enforce mode would have blocked with. */
   auditReason?: PolicyReason;
   /** Human-readable detail for error bodies and logs; never holds a secret. */

@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { validateRemoveHeaders, validateSetHeaders } from "./header-edits.ts";
 import {
   checkKnownFields,
   checkUnique,
@@ -112,7 +113,18 @@ function rule(
   checkKnownFields(
     obj,
     path,
-    ["policy", "rule", "index", "hosts", "ports", "methods", "paths", "credential"],
+    [
+      "policy",
+      "rule",
+      "index",
+      "hosts",
+      "ports",
+      "methods",
+      "paths",
+      "credential",
+      "setHeaders",
+      "removeHeaders",
+    ],
     add,
   );
   const at = (key: string): string => fieldPath(path, key);
@@ -154,8 +166,18 @@ function rule(
     return undefined;
   }
   if (obj.credential !== undefined && credential === undefined) return undefined;
+  const setHeaders =
+    obj.setHeaders === undefined ? undefined : validateSetHeaders(obj.setHeaders, at("setHeaders"), add);
+  const removeHeaders =
+    obj.removeHeaders === undefined
+      ? undefined
+      : validateRemoveHeaders(obj.removeHeaders, at("removeHeaders"), add, true);
+  if ((obj.setHeaders !== undefined && !setHeaders) || (obj.removeHeaders !== undefined && !removeHeaders))
+    return undefined;
   const out: CompiledRule = { policy, rule: name, index, hosts, ports, methods, paths };
   if (credential !== undefined) out.credential = credential;
+  if (setHeaders !== undefined) out.setHeaders = setHeaders;
+  if (removeHeaders !== undefined) out.removeHeaders = removeHeaders;
   return out;
 }
 

@@ -13,6 +13,7 @@ import {
   showValue,
   type ErrorSink,
 } from "./fields.ts";
+import { validateRemoveHeaders, validateSetHeaders } from "./header-edits.ts";
 import { parseHostPattern } from "./host.ts";
 import { validateLabelSelector } from "./label-selector.ts";
 import type { EgressPolicy, EgressRule } from "./manifest-types.ts";
@@ -108,7 +109,12 @@ function validateRule(value: unknown, path: string, report: ErrorSink): EgressRu
     report(at, message);
   };
   const at = (key: string): string => fieldPath(path, key);
-  checkKnownFields(rule, path, ["name", "hosts", "ports", "methods", "paths", "credential"], add);
+  checkKnownFields(
+    rule,
+    path,
+    ["name", "hosts", "ports", "methods", "paths", "credential", "setHeaders", "removeHeaders"],
+    add,
+  );
 
   let name: string | undefined;
   if (rule.name === undefined)
@@ -162,12 +168,31 @@ function validateRule(value: unknown, path: string, report: ErrorSink): EgressRu
     else add(at("credential"), problem);
   }
 
+  const edits = validateHeaderEdits(rule, at, add);
   if (errors > 0 || name === undefined || hosts === undefined) return undefined;
-  const out: EgressRule = { name, hosts };
+  const out: EgressRule = { name, hosts, ...edits };
   if (ports !== undefined) out.ports = ports;
   if (methods !== undefined) out.methods = methods;
   if (paths !== undefined) out.paths = paths;
   if (credential !== undefined) out.credential = credential;
+  return out;
+}
+
+/** A rule's setHeaders and removeHeaders, those given and valid (header-edits.ts). */
+function validateHeaderEdits(
+  rule: Record<string, unknown>,
+  at: (key: string) => string,
+  add: ErrorSink,
+): Pick<EgressRule, "setHeaders" | "removeHeaders"> {
+  const out: Pick<EgressRule, "setHeaders" | "removeHeaders"> = {};
+  const set =
+    rule.setHeaders === undefined ? undefined : validateSetHeaders(rule.setHeaders, at("setHeaders"), add);
+  const remove =
+    rule.removeHeaders === undefined
+      ? undefined
+      : validateRemoveHeaders(rule.removeHeaders, at("removeHeaders"), add);
+  if (set !== undefined) out.setHeaders = set;
+  if (remove !== undefined) out.removeHeaders = remove;
   return out;
 }
 

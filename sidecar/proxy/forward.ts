@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
-import type { RequestFacts } from "../policy/index.ts";
+import type { HeaderEdits, RequestFacts } from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
 import type { Gate } from "./gate.ts";
 import {
@@ -112,13 +112,10 @@ export async function handleRequest(
   }
   const credentialed = injection?.ok === true ? injection : undefined;
   if (!credentialed) verdict = { ...verdict, credential: undefined };
-  const { headers, path, patterns } = outgoing(req, facts, normalized.query, credentialed, upgrade);
   forward(gate, upstreams, req, res, {
     facts,
-    path,
-    headers,
+    ...outgoing(req, facts, normalized.query, credentialed, upgrade, verdict.headers),
     address: resolved.addresses[0],
-    patterns,
     credential: verdict.credential,
     upgrade,
     trailers: isH2Request(req),
@@ -159,31 +156,43 @@ function outgoing(
   query: string,
   injection: Extract<ReturnType<Gate["credential"]>, { ok: true }> | undefined,
   upgrade: WebSocketUpgrade | undefined,
+  edits: HeaderEdits | undefined,
 ): { headers: HeaderList; path: string; patterns: Buffer[] } {
   const { line, h2 } = requestLine(req);
   let headers: HeaderList = withoutClientClaims(pairHeaders(line.rawHeaders));
   // No WebSocket extension is offered upstream: a compressed frame could not be scrubbed.
   if (upgrade) headers = forwardableHeaders(headers, ["sec-websocket-extensions"]);
+  // No compression asked for on the credential path: a compressed body (or gRPC message) could
+  // not be scrubbed. The agent's copies of the credential's header go too.
+  const owned = injection
+    ? [...injectedHeaderNames(injection.credential), "accept-encoding", "grpc-accept-encoding"]
+    : [];
+  headers = forwardableHeaders(headers, owned);
+  // The rule's static edits, after hygiene and before the credential (which they cannot touch).
+  if (edits) headers = forwardableHeaders(applyHeaderEdits(headers, edits), owned);
   let patterns: Buffer[] = [];
   if (injection) {
     const prepared = injection.injection;
-    // No compression asked for: a compressed body (or gRPC message) could not be scrubbed.
-    headers = forwardableHeaders(headers, [
-      ...injectedHeaderNames(injection.credential),
-      "accept-encoding",
-      "grpc-accept-encoding",
-    ]);
     headers.push(["Accept-Encoding", "identity"]);
     if (prepared.header) headers.push(prepared.header);
     if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
     patterns = prepared.patterns;
-  } else headers = forwardableHeaders(headers);
+  }
   // An HTTP/2 agent that takes trailers says so (gRPC does); it gets the upstream's (TE: trailers).
   if (h2 && acceptsTrailers(line.rawHeaders)) headers.push(["te", "trailers"]);
   const defaultPort = facts.scheme === "https" ? 443 : 80;
   const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
   headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
   return { headers, path: query === "" ? facts.path : `${facts.path}?${query}`, patterns };
+}
+
+/** `headers` less every header the rule removes or sets, then the ones it sets (in its order). */
+function applyHeaderEdits(headers: HeaderList, edits: HeaderEdits): HeaderList {
+  const drop = new Set(edits.remove);
+  for (const { name } of edits.set) drop.add(name.toLowerCase());
+  const out = headers.filter(([name]) => !drop.has(name.toLowerCase()));
+  for (const { name, value } of edits.set) out.push([name, value]);
+  return out;
 }
 
 /** True when the request's TE header names `trailers`. */
