@@ -195,9 +195,10 @@ spec:
   });
 
   // Each sample goes in as kubectl would send it; the API server refuses it at the field path, or
-  // it is stored and the operator reports InvalidSpec with that path.
+  // it is stored and the operator reports InvalidSpec with that path (CompileFailed when the error
+  // is between objects: a rule against the Credential it names).
   for (const file of readdirSync(INVALID).filter((f) => f.endsWith(".yaml"))) {
-    it(`invalid sample ${file}: refused by the API server or InvalidSpec, at its field path`, async function () {
+    it(`invalid sample ${file}: refused by the API server, or InvalidSpec or CompileFailed, at its field path`, async function () {
       const text = readFileSync(join(INVALID, file), "utf8");
       const expected = /^# expect: (\S+)/m.exec(text)?.[1] ?? "";
       expect(expected, `${file} must start with "# expect: <field path>"`).to.not.equal("");
@@ -226,7 +227,7 @@ spec:
           "-o",
           `jsonpath={.status.conditions[?(@.type=="Ready")].${field}}`,
         ]);
-      await eventually(() => condition("reason"), /^InvalidSpec$/);
+      await eventually(() => condition("reason"), /^(InvalidSpec|CompileFailed)$/);
       expect(await condition("message")).to.include(expected);
     });
   }
