@@ -79,10 +79,11 @@ function isList(headers: OutgoingHttpHeaders | readonly string[]): headers is re
 
 /**
  * The agent's HTTP/2 server: never listens; the boundary hands it TLS connections that chose h2.
- * Beyond the limits given: no server push, at most 32 settings per SETTINGS frame and 10 pings
- * outstanding (settings and ping floods end the connection), streams reset or refused by the
- * hundred and invalid frames by the thousand end it (rapid reset), 10 MB of session memory;
- * CONTINUATION floods are cut by nghttp2 itself (at most 8 CONTINUATION frames per header block).
+ * Beyond the limits given: no server push, at most 32 settings per SETTINGS frame, at most 10
+ * pings of the sidecar's own outstanding; a burst of 1,000 reset streams (then 33 a second), 100
+ * refused streams or 1,000 invalid frames end the connection (rapid reset); 10 MB of session
+ * memory. nghttp2 itself cuts CONTINUATION floods (at most 8 CONTINUATION frames per header
+ * block) and PING and SETTINGS floods (at most 1,000 acknowledgements queued).
  */
 export function createAgentH2Server(limits: H2Limits): Http2Server {
   const server = http2.createServer({
