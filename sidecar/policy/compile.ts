@@ -181,6 +181,7 @@ function compileCredential(credential: Credential): CompiledCredential {
     secretRef: { name: credential.spec.secretRef.name, key: credential.spec.secretRef.key },
     injection: compileInjection(credential.spec.injection),
     hosts: credential.spec.hosts === undefined ? null : hostsOf(credential.spec.hosts),
+    ...(credential.spec.oauth2 === undefined ? {} : { oauth2: credential.spec.oauth2 }),
   };
 }
 

@@ -1,6 +1,7 @@
 // The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
 // DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
 
+import type { OAuth2Spec } from "./oauth2.ts";
 import type { HeaderSet } from "./header-edits.ts";
 import type { Mode } from "./types.ts";
 
@@ -65,5 +66,7 @@ export interface Credential {
     injection: CredentialInjection;
     /** Hard bound of host patterns; absent = no bound beyond the rules naming it. */
     hosts?: string[];
+    /** The value attached is an OAuth2 access token obtained with the Secret's client secret. */
+    oauth2?: OAuth2Spec;
   };
 }

@@ -1,6 +1,8 @@
 // The policy core's data types: what the compiler reads, what it produces, what decide() answers.
 // Everything here is plain data (JSON-serialisable); nothing here touches I/O.
 
+import type { OAuth2Spec } from "./oauth2.ts";
+
 /** Kubernetes object identity as it appears in errors, logs and status. */
 export interface ObjectRef {
   kind: "EgressPolicy" | "Credential" | "Secret";
@@ -40,6 +42,8 @@ export interface CompiledCredential {
   injection: Injection;
   /** Hard bound: the credential is attached only to these hosts; null = no bound beyond the rules. */
   hosts: HostPattern[] | null;
+  /** The value attached is an access token from this token endpoint (secretRef: the client secret). */
+  oauth2?: OAuth2Spec;
 }
 
 /** A compiled rule of one policy. */

@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { validateOAuth2 } from "./oauth2.ts";
 import { validateRemoveHeaders, validateSetHeaders } from "./header-edits.ts";
 import {
   checkKnownFields,
@@ -218,7 +219,7 @@ function credential(
 ): CompiledCredential | undefined {
   const obj = expectRecord(value, path, add);
   if (obj === undefined) return undefined;
-  checkKnownFields(obj, path, ["id", "namespace", "name", "secretRef", "injection", "hosts"], add);
+  checkKnownFields(obj, path, ["id", "namespace", "name", "secretRef", "injection", "hosts", "oauth2"], add);
   const at = (k: string): string => fieldPath(path, k);
   const namespace = str(obj.namespace, at("namespace"), add, dnsLabelProblem);
   const name = str(obj.name, at("name"), add, dnsSubdomainProblem);
@@ -236,8 +237,19 @@ function credential(
     obj.hosts === null
       ? null
       : list(obj.hosts, at("hosts"), add, NON_EMPTY, (v, p) => hostPattern(v, p, add));
+  const oauth2 = obj.oauth2 === undefined ? undefined : validateOAuth2(obj.oauth2, at("oauth2"), add);
   if (!namespace || !name || !id || !refName || !refKey || !inj || hosts === undefined) return undefined;
-  return { id, namespace, name, secretRef: { name: refName, key: refKey }, injection: inj, hosts };
+  if (obj.oauth2 !== undefined && oauth2 === undefined) return undefined;
+  const out: CompiledCredential = {
+    id,
+    namespace,
+    name,
+    secretRef: { name: refName, key: refKey },
+    injection: inj,
+    hosts,
+  };
+  if (oauth2 !== undefined) out.oauth2 = oauth2;
+  return out;
 }
 
 function conflict(value: unknown, path: string, add: ErrorSink): Conflict | undefined {

@@ -1,6 +1,7 @@
 // Credential validation. A credential is attached by the sidecar, so anything that could let
 // its value escape its header (CR/LF, hop-by-hop headers, framing headers) is refused here.
 
+import { validateOAuth2, type OAuth2Spec } from "./oauth2.ts";
 import { API_GROUP_VERSION } from "../constants.ts";
 import {
   checkKnownFields,
@@ -182,8 +183,9 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
   let secretRef: { name: string; key: string } | undefined;
   let injection: CredentialInjection | undefined;
   let hosts: string[] | undefined;
+  let oauth2: OAuth2Spec | undefined;
   if (spec !== undefined) {
-    checkKnownFields(spec, "spec", ["secretRef", "injection", "hosts"], add);
+    checkKnownFields(spec, "spec", ["secretRef", "injection", "hosts", "oauth2"], add);
     if (spec.secretRef === undefined)
       add("spec.secretRef", "is required; name the Secret and key: {name: …, key: …}");
     else {
@@ -199,6 +201,7 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
       add("spec.injection", "is required; set exactly one of header, basicAuth, queryParam");
     else injection = validateInjection(spec.injection, add);
     if (spec.hosts !== undefined) hosts = validateHosts(spec.hosts, add);
+    if (spec.oauth2 !== undefined) oauth2 = validateOAuth2(spec.oauth2, "spec.oauth2", add);
   }
 
   if (errors.length > 0 || !metadata || !secretRef || !injection)
@@ -207,7 +210,12 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
     apiVersion: API_GROUP_VERSION,
     kind: "Credential",
     metadata,
-    spec: hosts === undefined ? { secretRef, injection } : { secretRef, injection, hosts },
+    spec: {
+      secretRef,
+      injection,
+      ...(hosts === undefined ? {} : { hosts }),
+      ...(oauth2 === undefined ? {} : { oauth2 }),
+    },
   };
   return { ok: true, value };
 }

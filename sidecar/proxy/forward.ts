@@ -6,7 +6,7 @@ import type { Dispatcher } from "undici";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
 import type { HeaderEdits, RequestFacts } from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
-import type { Gate } from "./gate.ts";
+import type { CredentialResult, Gate } from "./gate.ts";
 import {
   forwardableHeaders,
   injectedHeaderNames,
@@ -87,9 +87,11 @@ export async function handleRequest(
     return;
   }
 
-  let injection: ReturnType<Gate["credential"]> | undefined;
+  let injection: CredentialResult | undefined;
   if (verdict.outcome === "inject" && verdict.credential !== undefined) {
-    injection = gate.credential(verdict.credential);
+    // A Secret's value at once; a minted token (OAuth2) may need an exchange first.
+    const pending = gate.credential(verdict.credential);
+    injection = pending instanceof Promise ? await pending : pending;
     if (!injection.ok) {
       blockWith({ ...injection.verdict, policy: verdict.policy, rule: verdict.rule });
       return;
@@ -154,7 +156,7 @@ function outgoing(
   req: IncomingMessage,
   facts: RequestFacts,
   query: string,
-  injection: Extract<ReturnType<Gate["credential"]>, { ok: true }> | undefined,
+  injection: Extract<CredentialResult, { ok: true }> | undefined,
   upgrade: WebSocketUpgrade | undefined,
   edits: HeaderEdits | undefined,
 ): { headers: HeaderList; path: string; patterns: Buffer[] } {

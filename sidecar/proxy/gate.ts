@@ -23,6 +23,7 @@ import type { CertificateAuthority } from "../tls/ca.ts";
 import { prepareInjection, unsafeValueReason, type PreparedInjection } from "./inject.ts";
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
+import { OAuth2Tokens, type TokenResult } from "./tokens.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
 /** Everything a gate is built from. */
@@ -41,10 +42,11 @@ export interface GateOptions {
 /**
  * Why a credential could not be attached: the `reason` label of airlock_credential_errors_total
  * (stable). NotCompiled: not in the loaded policy; SecretMissing, KeyMissing: see SecretFailure;
- * InvalidValue: the value would split the request (unsafeValueReason). The verdict's reason is
+ * InvalidValue: the value would split the request (unsafeValueReason); TokenUnavailable: an OAuth2
+ * token endpoint gave no token (tokens.ts). The verdict's reason is
  * CredentialUnavailable for each.
  */
-export type CredentialFailure = "NotCompiled" | SecretFailure | "InvalidValue";
+export type CredentialFailure = "NotCompiled" | SecretFailure | "InvalidValue" | "TokenUnavailable";
 
 /** A credential ready to attach, or the block verdict that replaces it. */
 export type CredentialResult =
@@ -66,6 +68,8 @@ export class Gate {
   /** Writes decision lines as `log.info` would, cheaper (one per request); undefined: use log.info. */
   #decisionLine: DecisionWriter | undefined;
   /** The last prepared injection per credential id: patterns are built once per value, not per request. */
+  /** OAuth2 access tokens, per credential id. */
+  #tokens: OAuth2Tokens;
   #prepared = new Map<
     string,
     { credential: CompiledCredential; value: string; injection: PreparedInjection }
@@ -80,6 +84,10 @@ export class Gate {
     this.upstreamRoots = [...rootCertificates, ...(options.upstreamCa ?? [])];
     this.#secrets = options.secrets;
     this.#isSelf = options.isSelf ?? (() => false);
+    this.#tokens = new OAuth2Tokens({
+      resolve: (host, port) => this.resolve(host, port),
+      roots: this.upstreamRoots,
+    });
   }
 
   /** The applied policy's generation (0 before the first). */
@@ -164,8 +172,12 @@ export class Gate {
     return result;
   }
 
-  /** Resolves the value of credential `id` now (a rotated Secret is used on the next request). */
-  credential(id: string): CredentialResult {
+  /**
+   * Resolves the value of credential `id` now (a rotated Secret is used on the next request). An
+   * OAuth2 credential's value is its access token: at once when a fresh one is held, else once the
+   * token endpoint has answered.
+   */
+  credential(id: string): CredentialResult | Promise<CredentialResult> {
     const credential = this.#index?.policy.credentials[id];
     const fail = (reason: CredentialFailure, message: string): CredentialResult => {
       this.metrics.credentialErrors.inc({ credential: id, reason });
@@ -184,9 +196,45 @@ export class Gate {
           ? `Secret ${credential.namespace}/${credential.secretRef.name} for credential ${id} is missing`
           : `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${credential.secretRef.key}" for credential ${id}`,
       );
-    const value = lookup.value.toString("utf8");
+    const secret = lookup.value.toString("utf8");
+    if (credential.oauth2 === undefined) return this.#prepare(credential, secret);
+    const spec = credential.oauth2;
+    let refreshToken: string | undefined;
+    if (spec.refreshTokenKey !== undefined) {
+      const refresh = this.#secrets.get(
+        credential.namespace,
+        credential.secretRef.name,
+        spec.refreshTokenKey,
+      );
+      if (!refresh.ok)
+        return fail(
+          refresh.reason,
+          `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${spec.refreshTokenKey}" (the refresh token) for credential ${id}`,
+        );
+      refreshToken = refresh.value.toString("utf8");
+    }
+    const settle = (token: TokenResult): CredentialResult =>
+      token.ok
+        ? this.#prepare(credential, token.token)
+        : fail("TokenUnavailable", `credential ${id}: ${token.message}`);
+    const token = this.#tokens.token(id, spec, secret, refreshToken);
+    return token instanceof Promise ? token.then(settle) : settle(token);
+  }
+
+  /** The injection of `value` for `credential` (built once per value). */
+  #prepare(credential: CompiledCredential, value: string): CredentialResult {
+    const { id } = credential;
     const unsafe = unsafeValueReason(value);
-    if (unsafe !== undefined) return fail("InvalidValue", `credential ${id} cannot be sent: ${unsafe}`);
+    if (unsafe !== undefined) {
+      this.metrics.credentialErrors.inc({ credential: id, reason: "InvalidValue" });
+      return {
+        ok: false,
+        verdict: {
+          ...blockVerdict("CredentialUnavailable", `credential ${id} cannot be sent: ${unsafe}`),
+          credential: id,
+        },
+      };
+    }
     const cached = this.#prepared.get(id);
     if (cached?.value === value && cached.credential === credential)
       return { ok: true, credential, injection: cached.injection };

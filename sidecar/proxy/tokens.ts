@@ -1,0 +1,206 @@
+// OAuth2 access tokens for Credentials with `spec.oauth2` (RFC 6749 §4.4 client credentials,
+// §6 refresh token). The sidecar asks the token endpoint itself — its name resolved and its
+// address checked like any upstream's, its certificate verified against the same roots — and
+// keeps each token until shortly before it expires. Concurrent requests that find no fresh token
+// share one exchange; a failed exchange is remembered for a moment so a failing endpoint is not
+// hammered, and the next request after that tries again. No token, secret or endpoint answer body
+// is logged: failures say the status and the OAuth2 error code only.
+import https from "node:https";
+import { createHash } from "node:crypto";
+import type { OAuth2Spec } from "../policy/index.ts";
+import type { ResolveResult } from "./resolve.ts";
+
+/** A token ready to attach, or why there is none (a message for the block, never a secret). */
+export type TokenResult = { ok: true; token: string } | { ok: false; message: string };
+
+/** What the token client needs from the sidecar. */
+export interface TokenDeps {
+  /** The sidecar's resolver with its address checks (Gate.resolve). */
+  resolve: (host: string, port: number) => Promise<ResolveResult>;
+  /** PEM roots upstream certificates are verified against. */
+  roots: string[];
+  /** Milliseconds since the epoch (tests may move it). */
+  now?: () => number;
+  /** Each exchange: the credential id and how it ended (metrics). */
+  onExchange?: (credential: string, result: "ok" | "error") => void;
+  timeoutMs?: number;
+}
+
+/** How long before its expiry a token is replaced: a tenth of its life, at most a minute. */
+function margin(lifetimeMs: number): number {
+  return Math.min(60_000, lifetimeMs / 10);
+}
+/** A token endpoint that gives no expires_in: the token is kept this long. */
+const DEFAULT_LIFETIME_MS = 300_000;
+/** After a failed exchange, requests are refused without asking again for this long. */
+const RETRY_AFTER_MS = 1_000;
+/** Largest token endpoint answer read. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+interface Entry {
+  /** Spec and secrets the entry was obtained with: any change starts afresh. */
+  fingerprint: string;
+  token?: string;
+  renewAt: number;
+  inflight?: Promise<TokenResult>;
+  failure?: { message: string; until: number };
+}
+
+/** The tokens of one sidecar, per credential id. */
+export class OAuth2Tokens {
+  #deps: TokenDeps;
+  #entries = new Map<string, Entry>();
+  #now: () => number;
+
+  constructor(deps: TokenDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Forgets every token (a new policy was applied). */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  /**
+   * The current token for credential `id`: at once when a fresh one is held, else the one
+   * exchange every concurrent caller shares.
+   */
+  token(
+    id: string,
+    spec: OAuth2Spec,
+    clientSecret: string,
+    refreshToken?: string,
+  ): TokenResult | Promise<TokenResult> {
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([spec, clientSecret, refreshToken ?? ""]))
+      .digest("hex");
+    let entry = this.#entries.get(id);
+    if (entry?.fingerprint !== fingerprint) {
+      entry = { fingerprint, renewAt: 0 };
+      this.#entries.set(id, entry);
+    }
+    const now = this.#now();
+    if (entry.token !== undefined && now < entry.renewAt) return { ok: true, token: entry.token };
+    if (entry.inflight) return entry.inflight;
+    if (entry.failure && now < entry.failure.until) return { ok: false, message: entry.failure.message };
+    const current = entry;
+    current.inflight = this.#exchange(spec, clientSecret, refreshToken).then((result) => {
+      current.inflight = undefined;
+      this.#deps.onExchange?.(id, result.ok ? "ok" : "error");
+      if (!result.ok) {
+        current.failure = { message: result.message, until: this.#now() + RETRY_AFTER_MS };
+        return result;
+      }
+      current.failure = undefined;
+      current.token = result.token;
+      current.renewAt = this.#now() + result.lifetimeMs - margin(result.lifetimeMs);
+      return { ok: true, token: result.token };
+    });
+    return current.inflight;
+  }
+
+  async #exchange(
+    spec: OAuth2Spec,
+    clientSecret: string,
+    refreshToken: string | undefined,
+  ): Promise<{ ok: true; token: string; lifetimeMs: number } | { ok: false; message: string }> {
+    const form = new URLSearchParams();
+    const headers: Record<string, string> = {
+      "content-type": "application/x-www-form-urlencoded",
+      accept: "application/json",
+    };
+    if (spec.grant === "refreshToken") {
+      form.set("grant_type", "refresh_token");
+      form.set("refresh_token", refreshToken ?? "");
+    } else form.set("grant_type", "client_credentials");
+    if (spec.scopes !== undefined) form.set("scope", spec.scopes.join(" "));
+    if (spec.audience !== undefined) form.set("audience", spec.audience);
+    if (spec.clientAuth === "body") {
+      form.set("client_id", spec.clientId);
+      form.set("client_secret", clientSecret);
+    } else {
+      // RFC 6749 §2.3.1: each part form-encoded, then Basic.
+      const pair = `${formEncode(spec.clientId)}:${formEncode(clientSecret)}`;
+      headers.authorization = `Basic ${Buffer.from(pair).toString("base64")}`;
+    }
+    const where = `token endpoint ${new URL(spec.tokenUrl).host}`;
+    const answer = await this.#post(spec.tokenUrl, form.toString(), headers);
+    if (!answer.ok) return { ok: false, message: `${where}: ${answer.message}` };
+    let body: { access_token?: unknown; expires_in?: unknown; error?: unknown };
+    try {
+      body = JSON.parse(answer.body) as typeof body;
+    } catch {
+      return { ok: false, message: `${where} answered ${answer.status} without JSON` };
+    }
+    if (answer.status !== 200 || typeof body.access_token !== "string" || body.access_token === "") {
+      const code =
+        typeof body.error === "string" && /^[\x20-\x7e]{1,64}$/.test(body.error) ? ` (${body.error})` : "";
+      return { ok: false, message: `${where} answered ${answer.status}${code} without an access token` };
+    }
+    const seconds = typeof body.expires_in === "number" ? body.expires_in : Number(body.expires_in);
+    const lifetimeMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_LIFETIME_MS;
+    return { ok: true, token: body.access_token, lifetimeMs };
+  }
+
+  /** POSTs to the token endpoint at the address the sidecar resolved and checked itself. */
+  async #post(
+    target: string,
+    body: string,
+    headers: Record<string, string>,
+  ): Promise<{ ok: true; status: number; body: string } | { ok: false; message: string }> {
+    const url = new URL(target);
+    const port = url.port === "" ? 443 : Number(url.port);
+    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const resolved = await this.#deps.resolve(host, port);
+    if (!resolved.ok) return { ok: false, message: resolved.message };
+    const [address] = resolved.addresses;
+    return new Promise((resolve) => {
+      const req = https.request(
+        {
+          host: address.address,
+          family: address.family,
+          port,
+          method: "POST",
+          path: `${url.pathname}${url.search}`,
+          headers: { ...headers, host: url.host, "content-length": Buffer.byteLength(body) },
+          ca: this.#deps.roots,
+          ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+          agent: false,
+          timeout: this.#deps.timeoutMs ?? 10_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on("data", (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) {
+              req.destroy();
+              resolve({ ok: false, message: `its answer is over ${MAX_ANSWER_BYTES} bytes` });
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on("end", () => {
+            resolve({ ok: true, status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+          });
+          res.on("error", () => {
+            resolve({ ok: false, message: "the answer was cut short" });
+          });
+        },
+      );
+      req.on("timeout", () => {
+        req.destroy(new Error("timed out"));
+      });
+      req.on("error", (err: Error & { code?: string }) => {
+        resolve({ ok: false, message: `could not be reached (${err.code ?? err.message})` });
+      });
+      req.end(body);
+    });
+  }
+}
+
+/** application/x-www-form-urlencoded for one value (RFC 6749 Appendix B). */
+function formEncode(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice(2);
+}
