@@ -182,6 +182,7 @@ function compileCredential(credential: Credential): CompiledCredential {
     injection: compileInjection(credential.spec.injection),
     hosts: credential.spec.hosts === undefined ? null : hostsOf(credential.spec.hosts),
     ...(credential.spec.oauth2 === undefined ? {} : { oauth2: credential.spec.oauth2 }),
+    ...(credential.spec.githubApp === undefined ? {} : { githubApp: credential.spec.githubApp }),
   };
 }
 

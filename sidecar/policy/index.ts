@@ -34,5 +34,6 @@ export { validateCredential } from "./validate-credential.ts";
 export { validatePolicy } from "./validate-policy.ts";
 export type * from "./types.ts";
 export type { OAuth2Spec } from "./oauth2.ts";
+export type { GitHubAppSpec } from "./github-app.ts";
 export { nameReachable } from "./reachable.ts";
 export { sha256Hex } from "./sha256.ts";

@@ -1,6 +1,7 @@
 // The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
 // DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
 
+import type { GitHubAppSpec } from "./github-app.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
 import type { HeaderSet } from "./header-edits.ts";
 import type { Mode } from "./types.ts";
@@ -68,5 +69,7 @@ export interface Credential {
     hosts?: string[];
     /** The value attached is an OAuth2 access token obtained with the Secret's client secret. */
     oauth2?: OAuth2Spec;
+    /** The value attached is a GitHub App installation token signed for with the Secret's key. */
+    githubApp?: GitHubAppSpec;
   };
 }

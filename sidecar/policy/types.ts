@@ -1,6 +1,7 @@
 // The policy core's data types: what the compiler reads, what it produces, what decide() answers.
 // Everything here is plain data (JSON-serialisable); nothing here touches I/O.
 
+import type { GitHubAppSpec } from "./github-app.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
 
 /** Kubernetes object identity as it appears in errors, logs and status. */
@@ -44,6 +45,8 @@ export interface CompiledCredential {
   hosts: HostPattern[] | null;
   /** The value attached is an access token from this token endpoint (secretRef: the client secret). */
   oauth2?: OAuth2Spec;
+  /** The value attached is a GitHub App installation token (secretRef: the App's private key). */
+  githubApp?: GitHubAppSpec;
 }
 
 /** A compiled rule of one policy. */

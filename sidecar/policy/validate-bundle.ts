@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { validateGitHubApp } from "./github-app.ts";
 import { validateOAuth2 } from "./oauth2.ts";
 import { validateRemoveHeaders, validateSetHeaders } from "./header-edits.ts";
 import {
@@ -219,7 +220,12 @@ function credential(
 ): CompiledCredential | undefined {
   const obj = expectRecord(value, path, add);
   if (obj === undefined) return undefined;
-  checkKnownFields(obj, path, ["id", "namespace", "name", "secretRef", "injection", "hosts", "oauth2"], add);
+  checkKnownFields(
+    obj,
+    path,
+    ["id", "namespace", "name", "secretRef", "injection", "hosts", "oauth2", "githubApp"],
+    add,
+  );
   const at = (k: string): string => fieldPath(path, k);
   const namespace = str(obj.namespace, at("namespace"), add, dnsLabelProblem);
   const name = str(obj.name, at("name"), add, dnsSubdomainProblem);
@@ -240,6 +246,9 @@ function credential(
   const oauth2 = obj.oauth2 === undefined ? undefined : validateOAuth2(obj.oauth2, at("oauth2"), add);
   if (!namespace || !name || !id || !refName || !refKey || !inj || hosts === undefined) return undefined;
   if (obj.oauth2 !== undefined && oauth2 === undefined) return undefined;
+  const githubApp =
+    obj.githubApp === undefined ? undefined : validateGitHubApp(obj.githubApp, at("githubApp"), add);
+  if (obj.githubApp !== undefined && githubApp === undefined) return undefined;
   const out: CompiledCredential = {
     id,
     namespace,
@@ -249,6 +258,7 @@ function credential(
     hosts,
   };
   if (oauth2 !== undefined) out.oauth2 = oauth2;
+  if (githubApp !== undefined) out.githubApp = githubApp;
   return out;
 }
 

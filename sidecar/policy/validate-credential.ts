@@ -1,6 +1,7 @@
 // Credential validation. A credential is attached by the sidecar, so anything that could let
 // its value escape its header (CR/LF, hop-by-hop headers, framing headers) is refused here.
 
+import { validateGitHubApp, type GitHubAppSpec } from "./github-app.ts";
 import { validateOAuth2, type OAuth2Spec } from "./oauth2.ts";
 import { API_GROUP_VERSION } from "../constants.ts";
 import {
@@ -184,8 +185,9 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
   let injection: CredentialInjection | undefined;
   let hosts: string[] | undefined;
   let oauth2: OAuth2Spec | undefined;
+  let githubApp: GitHubAppSpec | undefined;
   if (spec !== undefined) {
-    checkKnownFields(spec, "spec", ["secretRef", "injection", "hosts", "oauth2"], add);
+    checkKnownFields(spec, "spec", ["secretRef", "injection", "hosts", "oauth2", "githubApp"], add);
     if (spec.secretRef === undefined)
       add("spec.secretRef", "is required; name the Secret and key: {name: …, key: …}");
     else {
@@ -202,6 +204,11 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
     else injection = validateInjection(spec.injection, add);
     if (spec.hosts !== undefined) hosts = validateHosts(spec.hosts, add);
     if (spec.oauth2 !== undefined) oauth2 = validateOAuth2(spec.oauth2, "spec.oauth2", add);
+    if (spec.githubApp !== undefined) {
+      if (spec.oauth2 !== undefined)
+        add("spec.githubApp", "a Credential mints its token one way; keep oauth2 or githubApp, not both");
+      else githubApp = validateGitHubApp(spec.githubApp, "spec.githubApp", add);
+    }
   }
 
   if (errors.length > 0 || !metadata || !secretRef || !injection)
@@ -215,6 +222,7 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
       injection,
       ...(hosts === undefined ? {} : { hosts }),
       ...(oauth2 === undefined ? {} : { oauth2 }),
+      ...(githubApp === undefined ? {} : { githubApp }),
     },
   };
   return { ok: true, value };

@@ -23,7 +23,7 @@ import type { CertificateAuthority } from "../tls/ca.ts";
 import { prepareInjection, unsafeValueReason, type PreparedInjection } from "./inject.ts";
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
-import { OAuth2Tokens, type TokenResult } from "./tokens.ts";
+import { MintedTokens, type TokenResult } from "./tokens.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
 /** Everything a gate is built from. */
@@ -68,8 +68,8 @@ export class Gate {
   /** Writes decision lines as `log.info` would, cheaper (one per request); undefined: use log.info. */
   #decisionLine: DecisionWriter | undefined;
   /** The last prepared injection per credential id: patterns are built once per value, not per request. */
-  /** OAuth2 access tokens, per credential id. */
-  #tokens: OAuth2Tokens;
+  /** Minted tokens (OAuth2, GitHub App), per credential id. */
+  #tokens: MintedTokens;
   #prepared = new Map<
     string,
     { credential: CompiledCredential; value: string; injection: PreparedInjection }
@@ -84,7 +84,7 @@ export class Gate {
     this.upstreamRoots = [...rootCertificates, ...(options.upstreamCa ?? [])];
     this.#secrets = options.secrets;
     this.#isSelf = options.isSelf ?? (() => false);
-    this.#tokens = new OAuth2Tokens({
+    this.#tokens = new MintedTokens({
       resolve: (host, port) => this.resolve(host, port),
       roots: this.upstreamRoots,
     });
@@ -197,6 +197,14 @@ export class Gate {
           : `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${credential.secretRef.key}" for credential ${id}`,
       );
     const secret = lookup.value.toString("utf8");
+    const settle = (token: TokenResult): CredentialResult =>
+      token.ok
+        ? this.#prepare(credential, token.token)
+        : fail("TokenUnavailable", `credential ${id}: ${token.message}`);
+    if (credential.githubApp !== undefined) {
+      const minted = this.#tokens.githubApp(id, credential.githubApp, secret);
+      return minted instanceof Promise ? minted.then(settle) : settle(minted);
+    }
     if (credential.oauth2 === undefined) return this.#prepare(credential, secret);
     const spec = credential.oauth2;
     let refreshToken: string | undefined;
@@ -213,11 +221,7 @@ export class Gate {
         );
       refreshToken = refresh.value.toString("utf8");
     }
-    const settle = (token: TokenResult): CredentialResult =>
-      token.ok
-        ? this.#prepare(credential, token.token)
-        : fail("TokenUnavailable", `credential ${id}: ${token.message}`);
-    const token = this.#tokens.token(id, spec, secret, refreshToken);
+    const token = this.#tokens.oauth2(id, spec, secret, refreshToken);
     return token instanceof Promise ? token.then(settle) : settle(token);
   }
 

@@ -1,13 +1,14 @@
-// OAuth2 access tokens for Credentials with `spec.oauth2` (RFC 6749 §4.4 client credentials,
-// §6 refresh token). The sidecar asks the token endpoint itself — its name resolved and its
+// Tokens the sidecar mints for Credentials: OAuth2 access tokens (`spec.oauth2`; RFC 6749 §4.4
+// client credentials, §6 refresh token) and GitHub App installation tokens (`spec.githubApp`: an
+// RS256 JWT signed with the App's key, exchanged for a token). The sidecar asks the endpoint itself — its name resolved and its
 // address checked like any upstream's, its certificate verified against the same roots — and
 // keeps each token until shortly before it expires. Concurrent requests that find no fresh token
 // share one exchange; a failed exchange is remembered for a moment so a failing endpoint is not
 // hammered, and the next request after that tries again. No token, secret or endpoint answer body
 // is logged: failures say the status and the OAuth2 error code only.
 import https from "node:https";
-import { createHash } from "node:crypto";
-import type { OAuth2Spec } from "../policy/index.ts";
+import { createHash, createPrivateKey, sign } from "node:crypto";
+import type { GitHubAppSpec, OAuth2Spec } from "../policy/index.ts";
 import type { ResolveResult } from "./resolve.ts";
 
 /** A token ready to attach, or why there is none (a message for the block, never a secret). */
@@ -46,8 +47,11 @@ interface Entry {
   failure?: { message: string; until: number };
 }
 
-/** The tokens of one sidecar, per credential id. */
-export class OAuth2Tokens {
+/** What one exchange gives: a token and how long it lives, or why there is none. */
+type Minted = { ok: true; token: string; lifetimeMs: number } | { ok: false; message: string };
+
+/** The minted tokens of one sidecar, per credential id. */
+export class MintedTokens {
   #deps: TokenDeps;
   #entries = new Map<string, Entry>();
   #now: () => number;
@@ -62,19 +66,30 @@ export class OAuth2Tokens {
     this.#entries.clear();
   }
 
-  /**
-   * The current token for credential `id`: at once when a fresh one is held, else the one
-   * exchange every concurrent caller shares.
-   */
-  token(
+  /** Credential `id`'s OAuth2 access token (see #mint). */
+  oauth2(
     id: string,
     spec: OAuth2Spec,
     clientSecret: string,
     refreshToken?: string,
   ): TokenResult | Promise<TokenResult> {
-    const fingerprint = createHash("sha256")
-      .update(JSON.stringify([spec, clientSecret, refreshToken ?? ""]))
-      .digest("hex");
+    return this.#mint(id, [spec, clientSecret, refreshToken ?? ""], () =>
+      this.#oauth2Exchange(spec, clientSecret, refreshToken),
+    );
+  }
+
+  /** Credential `id`'s GitHub App installation token (see #mint). */
+  githubApp(id: string, spec: GitHubAppSpec, privateKeyPem: string): TokenResult | Promise<TokenResult> {
+    return this.#mint(id, [spec, privateKeyPem], () => this.#githubExchange(spec, privateKeyPem));
+  }
+
+  /**
+   * The current token for credential `id`: at once when a fresh one is held, else the one
+   * exchange every concurrent caller shares. `inputs` (spec and secrets) key the entry: any
+   * change starts afresh.
+   */
+  #mint(id: string, inputs: unknown[], exchange: () => Promise<Minted>): TokenResult | Promise<TokenResult> {
+    const fingerprint = createHash("sha256").update(JSON.stringify(inputs)).digest("hex");
     let entry = this.#entries.get(id);
     if (entry?.fingerprint !== fingerprint) {
       entry = { fingerprint, renewAt: 0 };
@@ -85,7 +100,7 @@ export class OAuth2Tokens {
     if (entry.inflight) return entry.inflight;
     if (entry.failure && now < entry.failure.until) return { ok: false, message: entry.failure.message };
     const current = entry;
-    current.inflight = this.#exchange(spec, clientSecret, refreshToken).then((result) => {
+    current.inflight = exchange().then((result) => {
       current.inflight = undefined;
       this.#deps.onExchange?.(id, result.ok ? "ok" : "error");
       if (!result.ok) {
@@ -100,11 +115,11 @@ export class OAuth2Tokens {
     return current.inflight;
   }
 
-  async #exchange(
+  async #oauth2Exchange(
     spec: OAuth2Spec,
     clientSecret: string,
     refreshToken: string | undefined,
-  ): Promise<{ ok: true; token: string; lifetimeMs: number } | { ok: false; message: string }> {
+  ): Promise<Minted> {
     const form = new URLSearchParams();
     const headers: Record<string, string> = {
       "content-type": "application/x-www-form-urlencoded",
@@ -143,7 +158,54 @@ export class OAuth2Tokens {
     return { ok: true, token: body.access_token, lifetimeMs };
   }
 
-  /** POSTs to the token endpoint at the address the sidecar resolved and checked itself. */
+  /**
+   * A GitHub App installation token: a JWT (RS256; issued a minute in the past against clock
+   * skew, valid nine minutes) exchanged at the installation's access_tokens endpoint, optionally
+   * narrowed to repositories and permissions.
+   */
+  async #githubExchange(spec: GitHubAppSpec, privateKeyPem: string): Promise<Minted> {
+    let jwt: string;
+    try {
+      const key = createPrivateKey(privateKeyPem);
+      const now = Math.floor(this.#now() / 1000);
+      const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString("base64url");
+      const unsigned = `${part({ alg: "RS256", typ: "JWT" })}.${part({ iat: now - 60, exp: now + 540, iss: spec.appId })}`;
+      jwt = `${unsigned}.${sign("RSA-SHA256", Buffer.from(unsigned), key).toString("base64url")}`;
+    } catch {
+      return {
+        ok: false,
+        message: "the App's private key in the Secret cannot sign an RS256 token (a PEM RSA key is needed)",
+      };
+    }
+    const url = `${spec.apiUrl}/app/installations/${String(spec.installationId)}/access_tokens`;
+    const scoping = {
+      ...(spec.repositories ? { repositories: spec.repositories } : {}),
+      ...(spec.permissions ? { permissions: spec.permissions } : {}),
+    };
+    const where = `GitHub App token endpoint ${new URL(spec.apiUrl).host}`;
+    const answer = await this.#post(url, JSON.stringify(scoping), {
+      authorization: `Bearer ${jwt}`,
+      accept: "application/vnd.github+json",
+      "content-type": "application/json",
+      "user-agent": "airlock-sidecar",
+      "x-github-api-version": "2022-11-28",
+    });
+    if (!answer.ok) return { ok: false, message: `${where}: ${answer.message}` };
+    let body: { token?: unknown; expires_at?: unknown };
+    try {
+      body = JSON.parse(answer.body) as typeof body;
+    } catch {
+      return { ok: false, message: `${where} answered ${String(answer.status)} without JSON` };
+    }
+    if (answer.status !== 201 || typeof body.token !== "string" || body.token === "")
+      return { ok: false, message: `${where} answered ${String(answer.status)} without a token` };
+    const expires = typeof body.expires_at === "string" ? Date.parse(body.expires_at) : NaN;
+    const lifetimeMs =
+      Number.isFinite(expires) && expires > this.#now() ? expires - this.#now() : DEFAULT_LIFETIME_MS;
+    return { ok: true, token: body.token, lifetimeMs };
+  }
+
+  /** POSTs to a token endpoint at the address the sidecar resolved and checked itself. */
   async #post(
     target: string,
     body: string,
