@@ -169,6 +169,12 @@ function compileInjection(injection: CredentialInjection): Injection {
     return { kind: "header", name: injection.header.name, valuePrefix: injection.header.valuePrefix ?? "" };
   }
   if ("basicAuth" in injection) return { kind: "basicAuth", username: injection.basicAuth.username };
+  if ("awsSigV4" in injection)
+    return {
+      kind: "awsSigV4",
+      ...injection.awsSigV4,
+      unsignedPayload: injection.awsSigV4.unsignedPayload ?? false,
+    };
   return { kind: "queryParam", name: injection.queryParam.name };
 }
 

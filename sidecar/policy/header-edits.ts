@@ -3,6 +3,7 @@
 // a credential is attached. What they may not touch is checked here, where a policy is validated
 // (headers that describe one connection or its framing) and compiled (the header the rule's
 // credential is attached as, and what the credential path must control itself).
+import { SIGV4_HEADERS } from "./aws-sigv4.ts";
 import {
   describeType,
   expectArray,
@@ -162,6 +163,8 @@ export function credentialOwnedHeaders(injection: Injection): Map<string, string
   if (injection.kind === "header")
     owned.set(injection.name.toLowerCase(), "the credential is attached as it");
   if (injection.kind === "basicAuth") owned.set("authorization", "the credential is attached as it (Basic)");
+  if (injection.kind === "awsSigV4")
+    for (const name of SIGV4_HEADERS) owned.set(name, "the sidecar signs the request with it (SigV4)");
   return owned;
 }
 

@@ -1,6 +1,7 @@
 // The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
 // DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
 
+import type { SigV4Injection } from "./aws-sigv4.ts";
 import type { GitHubAppSpec } from "./github-app.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
 import type { HeaderSet } from "./header-edits.ts";
@@ -55,7 +56,8 @@ export interface EgressPolicy {
 export type CredentialInjection =
   | { header: { name: string; valuePrefix?: string } }
   | { basicAuth: { username: string } }
-  | { queryParam: { name: string } };
+  | { queryParam: { name: string } }
+  | { awsSigV4: Omit<SigV4Injection, "kind" | "unsignedPayload"> & { unsignedPayload?: boolean } };
 
 /** A validated Credential: where the secret value lives, how it is attached, where it may go. */
 export interface Credential {

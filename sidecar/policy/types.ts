@@ -1,6 +1,7 @@
 // The policy core's data types: what the compiler reads, what it produces, what decide() answers.
 // Everything here is plain data (JSON-serialisable); nothing here touches I/O.
 
+import type { SigV4Injection } from "./aws-sigv4.ts";
 import type { GitHubAppSpec } from "./github-app.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
 
@@ -28,7 +29,8 @@ export type Mode = "Enforce" | "Audit";
 export type Injection =
   | { kind: "header"; name: string; valuePrefix: string }
   | { kind: "basicAuth"; username: string }
-  | { kind: "queryParam"; name: string };
+  | { kind: "queryParam"; name: string }
+  | SigV4Injection;
 
 /** A host pattern after compilation: an exact lower-case DNS name, or `*.suffix` (any depth, never the apex). */
 export type HostPattern = { kind: "exact"; name: string } | { kind: "wildcard"; suffix: string };

@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { validateSigV4 } from "./aws-sigv4.ts";
 import { validateGitHubApp } from "./github-app.ts";
 import { validateOAuth2 } from "./oauth2.ts";
 import { validateRemoveHeaders, validateSetHeaders } from "./header-edits.ts";
@@ -206,8 +207,10 @@ function injection(value: unknown, path: string, add: ErrorSink): Injection | un
       const name = str(obj.name, at("name"), add, queryParamProblem);
       return name === undefined ? undefined : { kind: "queryParam", name };
     }
+    case "awsSigV4":
+      return validateSigV4(obj, path, add, true);
     default:
-      add(at("kind"), `must be header, basicAuth or queryParam, got ${showValue(obj.kind)}`);
+      add(at("kind"), `must be header, basicAuth, queryParam or awsSigV4, got ${showValue(obj.kind)}`);
       return undefined;
   }
 }

@@ -1,6 +1,7 @@
 // Credential validation. A credential is attached by the sidecar, so anything that could let
 // its value escape its header (CR/LF, hop-by-hop headers, framing headers) is refused here.
 
+import { validateSigV4 } from "./aws-sigv4.ts";
 import { validateGitHubApp, type GitHubAppSpec } from "./github-app.ts";
 import { validateOAuth2, type OAuth2Spec } from "./oauth2.ts";
 import { API_GROUP_VERSION } from "../constants.ts";
@@ -112,7 +113,7 @@ function validateInjection(value: unknown, add: ErrorSink): CredentialInjection 
     '; write e.g. {header: {name: Authorization, valuePrefix: "Bearer "}}',
   );
   if (injection === undefined) return undefined;
-  const forms = ["header", "basicAuth", "queryParam"] as const;
+  const forms = ["header", "basicAuth", "queryParam", "awsSigV4"] as const;
   checkKnownFields(injection, path, forms, add);
   const present = forms.filter((form) => injection[form] !== undefined);
   const [form] = present;
@@ -120,8 +121,8 @@ function validateInjection(value: unknown, add: ErrorSink): CredentialInjection 
     add(
       path,
       present.length === 0
-        ? "must set exactly one of header, basicAuth, queryParam; add one"
-        : `sets ${present.join(" and ")}; keep exactly one of header, basicAuth, queryParam`,
+        ? "must set exactly one of header, basicAuth, queryParam, awsSigV4; add one"
+        : `sets ${present.join(" and ")}; keep exactly one of header, basicAuth, queryParam, awsSigV4`,
     );
     return undefined;
   }
@@ -139,6 +140,13 @@ function validateInjection(value: unknown, add: ErrorSink): CredentialInjection 
     checkKnownFields(body, formPath, ["username"], add);
     const username = stringField(body, formPath, "username", add, basicAuthUsernameProblem);
     return username === undefined ? undefined : { basicAuth: { username } };
+  }
+  if (form === "awsSigV4") {
+    const signed = validateSigV4(body, formPath, add);
+    if (signed === undefined) return undefined;
+    const fields: Omit<typeof signed, "kind"> & { kind?: string } = { ...signed };
+    delete fields.kind;
+    return { awsSigV4: fields };
   }
   checkKnownFields(body, formPath, ["name"], add);
   const name = stringField(body, formPath, "name", add, queryParamProblem);

@@ -4,9 +4,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
 import { canonicalHost, normalizePath } from "../policy/index.ts";
-import type { HeaderEdits, RequestFacts } from "../policy/index.ts";
+import { awsScopeOf, type HeaderEdits, type RequestFacts } from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
 import type { CredentialResult, Gate } from "./gate.ts";
+import type { PreparedInjection } from "./inject.ts";
+import { EMPTY_PAYLOAD, isQueryAuth, payloadHash, signatureHeaders, UNSIGNED_PAYLOAD } from "./sigv4.ts";
 import {
   forwardableHeaders,
   injectedHeaderNames,
@@ -105,17 +107,16 @@ export async function handleRequest(
   }
   if (!resolved.ok) {
     if (resolved.kind === "forbidden") blockWith(blockVerdict("AddressForbidden", resolved.message));
-    else {
-      gate.metrics.upstreamErrors.inc({ kind: "dns" });
-      sendUpstreamError(res, "dns", verdict.outcome);
-      gate.record(verdict, { ...withPath, status: res.statusCode, durationMs: performance.now() - started });
-    }
+    else answerDnsFailure(gate, res, verdict, { ...withPath, durationMs: performance.now() - started });
     return;
   }
   const credentialed = injection?.ok === true ? injection : undefined;
   if (!credentialed) verdict = { ...verdict, credential: undefined };
-  forward(gate, upstreams, req, res, {
+  await forward(gate, upstreams, req, res, {
     facts,
+    refuse: (refused) => {
+      blockWith({ ...refused, policy: verdict.policy, rule: verdict.rule });
+    },
     ...outgoing(req, facts, normalized.query, credentialed, upgrade, verdict.headers),
     address: resolved.addresses[0],
     credential: verdict.credential,
@@ -125,6 +126,18 @@ export async function handleRequest(
       gate.record(verdict, { ...withPath, status, bytes, durationMs: performance.now() - started });
     },
   });
+}
+
+/** The name did not resolve: a 502 (`dns`), counted and recorded. */
+function answerDnsFailure(
+  gate: Gate,
+  res: ServerResponse,
+  verdict: Verdict,
+  record: Omit<AuditRecord, "outcome" | "reason">,
+): void {
+  gate.metrics.upstreamErrors.inc({ kind: "dns" });
+  sendUpstreamError(res, "dns", verdict.outcome);
+  gate.record(verdict, { ...record, status: res.statusCode });
 }
 
 /**
@@ -159,7 +172,7 @@ function outgoing(
   injection: Extract<CredentialResult, { ok: true }> | undefined,
   upgrade: WebSocketUpgrade | undefined,
   edits: HeaderEdits | undefined,
-): { headers: HeaderList; path: string; patterns: Buffer[] } {
+): { headers: HeaderList; path: string; patterns: Buffer[]; sigv4?: PreparedInjection["sigv4"] } {
   const { line, h2 } = requestLine(req);
   let headers: HeaderList = withoutClientClaims(pairHeaders(line.rawHeaders));
   // No WebSocket extension is offered upstream: a compressed frame could not be scrubbed.
@@ -178,6 +191,8 @@ function outgoing(
     headers.push(["Accept-Encoding", "identity"]);
     if (prepared.header) headers.push(prepared.header);
     if (prepared.query) query = rewriteQuery(query, prepared.query[0], prepared.query[1]);
+    // A presigned URL's own signature goes: the sidecar signs with its keys in headers.
+    if (prepared.sigv4) query = withoutQueryAuth(query);
     patterns = prepared.patterns;
   }
   // An HTTP/2 agent that takes trailers says so (gRPC does); it gets the upstream's (TE: trailers).
@@ -185,7 +200,103 @@ function outgoing(
   const defaultPort = facts.scheme === "https" ? 443 : 80;
   const hostHeader = facts.host.includes(":") ? `[${facts.host}]` : facts.host;
   headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
-  return { headers, path: query === "" ? facts.path : `${facts.path}?${query}`, patterns };
+  const path = query === "" ? facts.path : `${facts.path}?${query}`;
+  const sigv4 = injection?.injection.sigv4;
+  return sigv4 ? { headers, path, patterns, sigv4 } : { headers, path, patterns };
+}
+
+/** `query` without the parameters of a presigned URL's SigV4 auth (X-Amz-Signature, …). */
+function withoutQueryAuth(query: string): string {
+  return query
+    .split("&")
+    .filter((pair) => !isQueryAuth(safeDecode(pair.split("=", 1)[0] ?? "")))
+    .join("&");
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Largest body read whole to be hashed for a SigV4 signature. */
+const MAX_SIGNED_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The headers that sign `plan`'s request (SigV4), and the body when it had to be read whole to
+ * hash it, or the verdict refusing it: no region and service for the host, a body too large.
+ */
+async function signRequest(
+  req: IncomingMessage,
+  plan: ForwardPlan,
+  keys: NonNullable<PreparedInjection["sigv4"]>,
+): Promise<{ ok: true; headers: HeaderList; body?: Buffer } | { ok: false; verdict: Verdict }> {
+  const scope = awsScopeOf(plan.facts.host);
+  const region = keys.region ?? scope?.region;
+  const service = keys.service ?? scope?.service;
+  if (region === undefined || service === undefined)
+    return {
+      ok: false,
+      verdict: blockVerdict(
+        "CredentialUnavailable",
+        `${plan.facts.host} is not an *.amazonaws.com endpoint; set region and service on the Credential's awsSigV4`,
+      ),
+    };
+  let body: Buffer | undefined;
+  let payload = EMPTY_PAYLOAD;
+  if (hasBody(req)) {
+    if (keys.unsignedPayload) payload = UNSIGNED_PAYLOAD;
+    else {
+      body = await readWhole(req, MAX_SIGNED_BODY_BYTES);
+      if (body === undefined)
+        return {
+          ok: false,
+          verdict: blockVerdict(
+            "InvalidRequest",
+            `a body over ${MAX_SIGNED_BODY_BYTES} bytes cannot be hashed for its signature; for S3 set unsignedPayload: true`,
+          ),
+        };
+      payload = payloadHash(body);
+    }
+  }
+  const at = plan.path.indexOf("?");
+  const headers = signatureHeaders(
+    { ...keys, region, service },
+    {
+      method: plan.facts.method,
+      path: at === -1 ? plan.path : plan.path.slice(0, at),
+      query: at === -1 ? "" : plan.path.slice(at + 1),
+      host: plan.headers[0]?.[1] ?? plan.facts.host,
+      payload,
+    },
+    new Date(),
+  );
+  return body === undefined ? { ok: true, headers } : { ok: true, headers, body };
+}
+
+/** The whole body of `req`, or undefined when it is over `limit` bytes (or cut short). */
+function readWhole(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      resolve(Buffer.concat(chunks));
+    });
+    req.on("error", () => {
+      resolve(undefined);
+    });
+  });
 }
 
 /** `headers` less every header the rule removes or sets, then the ones it sets (in its order). */
@@ -213,6 +324,12 @@ interface ForwardPlan {
   patterns: Buffer[];
   credential: string | undefined;
   upgrade?: WebSocketUpgrade | undefined;
+  /** awsSigV4: the request is signed (headers added) before it goes. */
+  sigv4?: PreparedInjection["sigv4"];
+  /** The body, when it was read whole (to hash it for a signature). */
+  body?: Buffer;
+  /** Answers the agent with a block instead (and records it). */
+  refuse: (verdict: Verdict) => void;
   /** The agent reads trailers (HTTP/2): the upstream's are relayed, scrubbed as headers are. */
   trailers: boolean;
   onDone: (status: number, bytes: number) => void;
@@ -235,7 +352,7 @@ function dispatchOptions(
     method: plan.facts.method,
     headers: plan.headers.flat(),
     // The agent's body streams through as it arrives (chunked again when it came chunked).
-    body: hasBody(req) ? req : null,
+    body: plan.body ?? (hasBody(req) ? req : null),
     headersTimeout: upstreams.timeoutMs,
     bodyTimeout: upstreams.timeoutMs,
     // undici writes Connection: upgrade and Upgrade: websocket itself.
@@ -259,13 +376,23 @@ interface Controller {
   rawHeaders?: Buffer[] | string[] | Record<string, unknown> | null;
 }
 
-function forward(
+async function forward(
   gate: Gate,
   upstreams: Upstreams,
   req: IncomingMessage,
   res: ServerResponse,
-  plan: ForwardPlan,
-): void {
+  given: ForwardPlan,
+): Promise<void> {
+  let plan = given;
+  if (plan.sigv4) {
+    const signed = await signRequest(req, plan, plan.sigv4);
+    if (!signed.ok) {
+      plan.refuse(signed.verdict);
+      return;
+    }
+    plan = { ...plan, headers: [...plan.headers, ...signed.headers] };
+    if (signed.body) plan.body = signed.body;
+  }
   const { facts } = plan;
   const exchange = new Exchange(gate, res, plan);
   res.on("close", () => {

@@ -20,7 +20,7 @@ import type {
 import { decisionWriter, type AuditRecord, type DecisionWriter } from "../observe/audit.ts";
 import type { SidecarMetrics } from "../observe/metrics.ts";
 import type { CertificateAuthority } from "../tls/ca.ts";
-import { prepareInjection, unsafeValueReason, type PreparedInjection } from "./inject.ts";
+import { prepareInjection, prepareSigV4, unsafeValueReason, type PreparedInjection } from "./inject.ts";
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
 import { MintedTokens, type TokenResult } from "./tokens.ts";
@@ -197,6 +197,7 @@ export class Gate {
           : `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${credential.secretRef.key}" for credential ${id}`,
       );
     const secret = lookup.value.toString("utf8");
+    if (credential.injection.kind === "awsSigV4") return this.#sigV4(credential, secret, fail);
     const settle = (token: TokenResult): CredentialResult =>
       token.ok
         ? this.#prepare(credential, token.token)
@@ -223,6 +224,42 @@ export class Gate {
     }
     const token = this.#tokens.oauth2(id, spec, secret, refreshToken);
     return token instanceof Promise ? token.then(settle) : settle(token);
+  }
+
+  /** An awsSigV4 credential: the access key id and session token from the same Secret, then the keys. */
+  #sigV4(
+    credential: CompiledCredential,
+    secretAccessKey: string,
+    fail: (reason: CredentialFailure, message: string) => CredentialResult,
+  ): CredentialResult {
+    const { id, namespace, secretRef, injection } = credential;
+    if (injection.kind !== "awsSigV4") return fail("NotCompiled", `credential ${id} does not sign`);
+    const read = (key: string): string | CredentialResult => {
+      const got = this.#secrets.get(namespace, secretRef.name, key);
+      return got.ok
+        ? got.value.toString("utf8").trim()
+        : fail(got.reason, `Secret ${namespace}/${secretRef.name} has no key "${key}" for credential ${id}`);
+    };
+    const accessKeyId = read(injection.accessKeyIdKey);
+    if (typeof accessKeyId !== "string") return accessKeyId;
+    const sessionToken =
+      injection.sessionTokenKey === undefined ? undefined : read(injection.sessionTokenKey);
+    if (sessionToken !== undefined && typeof sessionToken !== "string") return sessionToken;
+    const value = `${accessKeyId}\n${secretAccessKey}\n${sessionToken ?? ""}`;
+    for (const part of [accessKeyId, secretAccessKey, ...(sessionToken ? [sessionToken] : [])]) {
+      const unsafe = unsafeValueReason(part);
+      if (unsafe !== undefined) return fail("InvalidValue", `credential ${id} cannot sign: ${unsafe}`);
+    }
+    const cached = this.#prepared.get(id);
+    if (cached?.value === value && cached.credential === credential)
+      return { ok: true, credential, injection: cached.injection };
+    const prepared = prepareSigV4(credential, {
+      accessKeyId,
+      secretAccessKey,
+      ...(sessionToken !== undefined ? { sessionToken } : {}),
+    });
+    this.#prepared.set(id, { credential, value, injection: prepared });
+    return { ok: true, credential, injection: prepared };
   }
 
   /** The injection of `value` for `credential` (built once per value). */

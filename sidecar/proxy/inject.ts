@@ -1,5 +1,7 @@
 // Attaching a credential to an outgoing request, and the header hygiene around it. Pure functions
 // over header lists so the rules are table-tested without sockets.
+import { SIGV4_HEADERS } from "../policy/index.ts";
+import type { SigV4Keys } from "./sigv4.ts";
 import type { CompiledCredential } from "../policy/index.ts";
 import { encodedForms } from "./scrub-forms.ts";
 import { scrubPatterns } from "./scrub.ts";
@@ -85,6 +87,12 @@ export interface PreparedInjection {
   sent: string[];
   /** The scrub patterns for `sent` (see scrub-forms.ts), ready for scrubText / ScrubStream. */
   patterns: Buffer[];
+  /** awsSigV4: the request is signed with these keys instead (sigv4.ts); region/service may be left to the host. */
+  sigv4?: Omit<SigV4Keys, "region" | "service"> & {
+    region?: string;
+    service?: string;
+    unsignedPayload: boolean;
+  };
 }
 
 /** Why a secret value cannot be sent (it would let the agent or an upstream split the request). */
@@ -120,7 +128,29 @@ export function prepareInjection(credential: CompiledCredential, value: string):
       const pair = `${encodeURIComponent(injection.name)}=${encodeURIComponent(value)}`;
       return prepared([value, pair], { query: [injection.name, value] });
     }
+    case "awsSigV4":
+      // Nothing is attached as is: the gate adds the keys and each request is signed (sigv4.ts).
+      return prepared([value], {});
   }
+}
+
+/**
+ * The injection of an awsSigV4 credential: nothing attached as is, the keys to sign with, and the
+ * scrub patterns of what is secret or sent (the secret key, never sent; the session token, sent).
+ */
+export function prepareSigV4(
+  credential: CompiledCredential,
+  keys: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+): PreparedInjection {
+  const injection = credential.injection;
+  const sent = [keys.secretAccessKey, ...(keys.sessionToken !== undefined ? [keys.sessionToken] : [])];
+  const sigv4: NonNullable<PreparedInjection["sigv4"]> = {
+    ...keys,
+    unsignedPayload: injection.kind === "awsSigV4" && injection.unsignedPayload,
+  };
+  if (injection.kind === "awsSigV4" && injection.region !== undefined) sigv4.region = injection.region;
+  if (injection.kind === "awsSigV4" && injection.service !== undefined) sigv4.service = injection.service;
+  return { sent, patterns: scrubPatterns(encodedForms(sent)), sigv4 };
 }
 
 /** The lower-case header names an injection sets (removed from the agent's request first). */
@@ -132,6 +162,8 @@ export function injectedHeaderNames(credential: CompiledCredential): string[] {
       return ["authorization"];
     case "queryParam":
       return [];
+    case "awsSigV4":
+      return [...SIGV4_HEADERS];
   }
 }
 
