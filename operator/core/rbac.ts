@@ -114,6 +114,9 @@ export function desiredRbac(input: {
     needed.set(sa, secrets);
     const bundle = plan.hash === null ? undefined : input.bundles.get(plan.hash);
     for (const credential of Object.values(bundle?.credentials ?? {})) secrets.add(credential.secretRef.name);
+    // A hook's token: only a policy of this namespace can name it (the bundle is per namespace).
+    for (const rule of bundle?.rules ?? [])
+      if (rule.hook?.tokenSecretRef !== undefined) secrets.add(rule.hook.tokenSecretRef.name);
     converged.set(sa, (converged.get(sa) ?? true) && plan.hash !== null && plan.reported === plan.hash);
   }
   for (const grant of input.grants) {

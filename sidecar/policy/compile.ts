@@ -206,6 +206,7 @@ function compileRule(policy: EgressPolicy, rule: EgressRule, index: number): Com
   if (rule.setHeaders !== undefined)
     compiled.setHeaders = rule.setHeaders.map(({ name, value }) => ({ name, value }));
   if (rule.removeHeaders !== undefined) compiled.removeHeaders = lowerNames(rule.removeHeaders);
+  if (rule.hook !== undefined) compiled.hook = rule.hook;
   return compiled;
 }
 

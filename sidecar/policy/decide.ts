@@ -146,11 +146,13 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
   }
 
   const { policy, rule } = best.entry.rule;
-  const { headers } = best.entry;
-  if (credential === undefined)
-    return headers === undefined
-      ? { outcome: "allow", reason: "RuleMatched", policy, rule }
-      : { outcome: "allow", reason: "RuleMatched", policy, rule, headers };
+  const { headers, hook } = best.entry;
+  if (credential === undefined) {
+    const allowed: Decision = { outcome: "allow", reason: "RuleMatched", policy, rule };
+    if (headers !== undefined) allowed.headers = headers;
+    if (hook !== undefined) allowed.hook = hook;
+    return allowed;
+  }
   const host = name ?? "";
   if (credential.hosts !== null && !credential.hosts.some((pattern) => hostMatches(pattern, host))) {
     const bound = credential.hosts.map(hostPatternString).join(", ");
@@ -173,6 +175,7 @@ export function decide(index: PolicyIndex | null, requestFacts: RequestFacts): D
     credential: credential.id,
   };
   if (headers !== undefined) injected.headers = headers;
+  if (hook !== undefined) injected.hook = hook;
   return injected;
 }
 
@@ -202,7 +205,8 @@ export function decideTunnel(index: PolicyIndex | null, tunnelFacts: TunnelFacts
       entry.credential === undefined &&
       entry.methods === null &&
       entry.paths === null &&
-      entry.headers === undefined,
+      entry.headers === undefined &&
+      entry.hook === undefined,
   );
   if (!unconstrained) return { action: "intercept" };
   const best = candidates.sort(compareCandidates)[0] ?? candidates[0];

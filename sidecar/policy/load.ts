@@ -19,6 +19,7 @@ export interface IndexedRule {
   readonly credential: CompiledCredential | undefined;
   /** The rule's static header edits, when it has any (built once, handed out with each decision). */
   readonly headers: HeaderEdits | undefined;
+  readonly hook: CompiledRule["hook"];
 }
 
 /**
@@ -71,6 +72,7 @@ export function load(bundle: unknown): Result<PolicyIndex> {
       ref: ruleRef(rule),
       order,
       ports: new Set(rule.ports),
+      hook: rule.hook,
       headers:
         rule.setHeaders === undefined && rule.removeHeaders === undefined
           ? undefined

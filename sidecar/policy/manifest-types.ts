@@ -1,6 +1,7 @@
 // The custom resources as validateEgressPolicy/validateCredential return them: the YAML of
 // DESIGN.md §2 after structural and semantic checks, with defaults that change meaning filled in.
 
+import type { HookSpec } from "./hook.ts";
 import type { SigV4Injection } from "./aws-sigv4.ts";
 import type { GitHubAppSpec } from "./github-app.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
@@ -42,6 +43,8 @@ export interface EgressRule {
   setHeaders?: HeaderSet[];
   /** Headers removed from every request the rule matches. */
   removeHeaders?: string[];
+  /** A service asked about every request the rule matches (allow/deny, header edits). */
+  hook?: HookSpec;
 }
 
 /** A validated EgressPolicy; `mode` defaults to Enforce and `egress` to []. */

@@ -3,6 +3,7 @@
 
 import type { SigV4Injection } from "./aws-sigv4.ts";
 import type { GitHubAppSpec } from "./github-app.ts";
+import type { HookSpec } from "./hook.ts";
 import type { OAuth2Spec } from "./oauth2.ts";
 
 /** Kubernetes object identity as it appears in errors, logs and status. */
@@ -71,6 +72,8 @@ export interface CompiledRule {
   setHeaders?: { name: string; value: string }[];
   /** Lower-case names of headers removed from every request the rule matches; absent = none. */
   removeHeaders?: string[];
+  /** A service asked about every request the rule matches; absent = none. */
+  hook?: HookSpec;
 }
 
 /** Two rules at the same precedence rank that would attach different credentials. */
@@ -160,6 +163,8 @@ export interface Decision {
   credential?: string;
   /** The matched rule's static header edits (outcome inject or allow), when it has any. */
   headers?: HeaderEdits;
+  /** The matched rule's hook (outcome inject or allow): asked before the request goes. */
+  hook?: HookSpec;
   /** With reason AuditWouldBlock: the reason Enforce mode would have blocked with. */
   auditReason?: PolicyReason;
   /** Human-readable detail for error bodies and logs; never holds a secret. */

@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { validateHook } from "./hook.ts";
 import { validateSigV4 } from "./aws-sigv4.ts";
 import { validateGitHubApp } from "./github-app.ts";
 import { validateOAuth2 } from "./oauth2.ts";
@@ -127,6 +128,7 @@ function rule(
       "credential",
       "setHeaders",
       "removeHeaders",
+      "hook",
     ],
     add,
   );
@@ -169,18 +171,35 @@ function rule(
     return undefined;
   }
   if (obj.credential !== undefined && credential === undefined) return undefined;
-  const setHeaders =
-    obj.setHeaders === undefined ? undefined : validateSetHeaders(obj.setHeaders, at("setHeaders"), add);
-  const removeHeaders =
-    obj.removeHeaders === undefined
-      ? undefined
-      : validateRemoveHeaders(obj.removeHeaders, at("removeHeaders"), add, true);
-  if ((obj.setHeaders !== undefined && !setHeaders) || (obj.removeHeaders !== undefined && !removeHeaders))
-    return undefined;
-  const out: CompiledRule = { policy, rule: name, index, hosts, ports, methods, paths };
+  const extras = ruleExtras(obj, at, add);
+  if (extras === undefined) return undefined;
+  const out: CompiledRule = { policy, rule: name, index, hosts, ports, methods, paths, ...extras };
   if (credential !== undefined) out.credential = credential;
-  if (setHeaders !== undefined) out.setHeaders = setHeaders;
-  if (removeHeaders !== undefined) out.removeHeaders = removeHeaders;
+  return out;
+}
+
+/** A compiled rule's optional setHeaders, removeHeaders and hook, or undefined if one is invalid. */
+function ruleExtras(
+  obj: Record<string, unknown>,
+  at: (key: string) => string,
+  add: ErrorSink,
+): Pick<CompiledRule, "setHeaders" | "removeHeaders" | "hook"> | undefined {
+  const out: Pick<CompiledRule, "setHeaders" | "removeHeaders" | "hook"> = {};
+  if (obj.setHeaders !== undefined) {
+    const set = validateSetHeaders(obj.setHeaders, at("setHeaders"), add);
+    if (set === undefined) return undefined;
+    out.setHeaders = set;
+  }
+  if (obj.removeHeaders !== undefined) {
+    const remove = validateRemoveHeaders(obj.removeHeaders, at("removeHeaders"), add, true);
+    if (remove === undefined) return undefined;
+    out.removeHeaders = remove;
+  }
+  if (obj.hook !== undefined) {
+    const hook = validateHook(obj.hook, at("hook"), add);
+    if (hook === undefined) return undefined;
+    out.hook = hook;
+  }
   return out;
 }
 

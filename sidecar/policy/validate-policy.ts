@@ -1,6 +1,7 @@
 // EgressPolicy validation: what a CRD schema plus a validating webhook would check, done in the
 // core because `airlock run` has no API server and both paths must refuse the same manifests.
 
+import { validateHook } from "./hook.ts";
 import { API_GROUP_VERSION, DEFAULT_RULE_PORTS } from "../constants.ts";
 import {
   checkKnownFields,
@@ -112,7 +113,7 @@ function validateRule(value: unknown, path: string, report: ErrorSink): EgressRu
   checkKnownFields(
     rule,
     path,
-    ["name", "hosts", "ports", "methods", "paths", "credential", "setHeaders", "removeHeaders"],
+    ["name", "hosts", "ports", "methods", "paths", "credential", "setHeaders", "removeHeaders", "hook"],
     add,
   );
 
@@ -178,13 +179,17 @@ function validateRule(value: unknown, path: string, report: ErrorSink): EgressRu
   return out;
 }
 
-/** A rule's setHeaders and removeHeaders, those given and valid (header-edits.ts). */
+/** A rule's setHeaders, removeHeaders and hook, those given and valid (header-edits.ts, hook.ts). */
 function validateHeaderEdits(
   rule: Record<string, unknown>,
   at: (key: string) => string,
   add: ErrorSink,
-): Pick<EgressRule, "setHeaders" | "removeHeaders"> {
-  const out: Pick<EgressRule, "setHeaders" | "removeHeaders"> = {};
+): Pick<EgressRule, "setHeaders" | "removeHeaders" | "hook"> {
+  const out: Pick<EgressRule, "setHeaders" | "removeHeaders" | "hook"> = {};
+  if (rule.hook !== undefined) {
+    const hook = validateHook(rule.hook, at("hook"), add);
+    if (hook !== undefined) out.hook = hook;
+  }
   const set =
     rule.setHeaders === undefined ? undefined : validateSetHeaders(rule.setHeaders, at("setHeaders"), add);
   const remove =

@@ -29,6 +29,8 @@ const BLOCK_LINES: Record<Reason, string> = {
   CredentialHostMismatch: "HTTP/1.1 403 Forbidden",
   CredentialRequiresTls: "HTTP/1.1 403 Forbidden",
   AuditWouldBlock: "HTTP/1.1 403 Forbidden",
+  HookDenied: "HTTP/1.1 403 Forbidden",
+  HookUnavailable: "HTTP/1.1 403 Forbidden",
 };
 
 /** The first line of an answer as written on a socket. */

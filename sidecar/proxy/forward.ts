@@ -89,16 +89,13 @@ export async function handleRequest(
     return;
   }
 
-  let injection: CredentialResult | undefined;
-  if (verdict.outcome === "inject" && verdict.credential !== undefined) {
-    // A Secret's value at once; a minted token (OAuth2) may need an exchange first.
-    const pending = gate.credential(verdict.credential);
-    injection = pending instanceof Promise ? await pending : pending;
-    if (!injection.ok) {
-      blockWith({ ...injection.verdict, policy: verdict.policy, rule: verdict.rule });
-      return;
-    }
+  const admitted = await admit(gate, req, verdict, facts);
+  if (!admitted.ok) {
+    blockWith({ ...admitted.verdict, policy: verdict.policy, rule: verdict.rule });
+    return;
   }
+  verdict = admitted.verdict;
+  const credentialed = admitted.injection;
   const resolved = await gate.resolve(facts.host, facts.port);
   // The agent may have gone while the name resolved: nothing left to answer, nothing to dial.
   if (res.destroyed || req.destroyed) {
@@ -110,8 +107,6 @@ export async function handleRequest(
     else answerDnsFailure(gate, res, verdict, { ...withPath, durationMs: performance.now() - started });
     return;
   }
-  const credentialed = injection?.ok === true ? injection : undefined;
-  if (!credentialed) verdict = { ...verdict, credential: undefined };
   await forward(gate, upstreams, req, res, {
     facts,
     refuse: (refused) => {
@@ -126,6 +121,50 @@ export async function handleRequest(
       gate.record(verdict, { ...withPath, status, bytes, durationMs: performance.now() - started });
     },
   });
+}
+
+/**
+ * What an allowed request needs before it goes: its credential (a Secret's value at once; a minted
+ * token may need an exchange first), then its rule's hook's answer (whose edits join the rule's).
+ * Either can refuse it.
+ */
+async function admit(
+  gate: Gate,
+  req: IncomingMessage,
+  verdict: Verdict,
+  facts: RequestFacts,
+): Promise<
+  | { ok: true; verdict: Verdict; injection?: Extract<CredentialResult, { ok: true }> }
+  | { ok: false; verdict: Verdict }
+> {
+  let injection: Extract<CredentialResult, { ok: true }> | undefined;
+  if (verdict.outcome === "inject" && verdict.credential !== undefined) {
+    const pending = gate.credential(verdict.credential);
+    const got = pending instanceof Promise ? await pending : pending;
+    if (!got.ok) return got;
+    injection = got;
+  }
+  let admitted: Verdict = injection ? verdict : { ...verdict, credential: undefined };
+  if (verdict.hook !== undefined) {
+    const answer = await gate.hooks.ask(
+      verdict.hook,
+      { ...verdict, ...(injection ? { credential: injection.credential } : { credential: undefined }) },
+      facts,
+      requestLine(req).line.rawHeaders,
+    );
+    if (!answer.ok) return answer;
+    if (answer.edits !== undefined) {
+      // The hook's sets replace the rule's of the same name.
+      const before = admitted.headers ?? { set: [], remove: [] };
+      const replaced = new Set(answer.edits.set.map(({ name }) => name.toLowerCase()));
+      const set = [
+        ...before.set.filter(({ name }) => !replaced.has(name.toLowerCase())),
+        ...answer.edits.set,
+      ];
+      admitted = { ...admitted, headers: { set, remove: [...before.remove, ...answer.edits.remove] } };
+    }
+  }
+  return injection ? { ok: true, verdict: admitted, injection } : { ok: true, verdict: admitted };
 }
 
 /** The name did not resolve: a 502 (`dns`), counted and recorded. */

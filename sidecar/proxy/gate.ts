@@ -23,6 +23,7 @@ import type { CertificateAuthority } from "../tls/ca.ts";
 import { prepareInjection, prepareSigV4, unsafeValueReason, type PreparedInjection } from "./inject.ts";
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
+import { DecisionHooks } from "./hooks.ts";
 import { MintedTokens, type TokenResult } from "./tokens.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
@@ -68,6 +69,8 @@ export class Gate {
   /** Writes decision lines as `log.info` would, cheaper (one per request); undefined: use log.info. */
   #decisionLine: DecisionWriter | undefined;
   /** The last prepared injection per credential id: patterns are built once per value, not per request. */
+  /** Decision hooks (a rule's `hook`) and their cached answers. */
+  readonly hooks: DecisionHooks;
   /** Minted tokens (OAuth2, GitHub App), per credential id. */
   #tokens: MintedTokens;
   #prepared = new Map<
@@ -84,6 +87,11 @@ export class Gate {
     this.upstreamRoots = [...rootCertificates, ...(options.upstreamCa ?? [])];
     this.#secrets = options.secrets;
     this.#isSelf = options.isSelf ?? (() => false);
+    this.hooks = new DecisionHooks({
+      resolve: (host, port) => this.resolve(host, port),
+      roots: this.upstreamRoots,
+      secrets: () => this.#secrets,
+    });
     this.#tokens = new MintedTokens({
       resolve: (host, port) => this.resolve(host, port),
       roots: this.upstreamRoots,
@@ -141,6 +149,12 @@ export class Gate {
         { namespace: c.namespace, name: c.secretRef.name },
       ]),
     );
+    // A hook's token Secret, in its policy's namespace.
+    for (const rule of this.#index?.policy.rules ?? []) {
+      const ref = rule.hook?.tokenSecretRef;
+      const namespace = rule.policy.split("/")[0] ?? "";
+      if (ref !== undefined) refs.set(`${namespace}/${ref.name}`, { namespace, name: ref.name });
+    }
     this.#secrets.track?.([...refs.values()]);
   }
 

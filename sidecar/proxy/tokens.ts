@@ -6,9 +6,9 @@
 // share one exchange; a failed exchange is remembered for a moment so a failing endpoint is not
 // hammered, and the next request after that tries again. No token, secret or endpoint answer body
 // is logged: failures say the status and the OAuth2 error code only.
-import https from "node:https";
 import { createHash, createPrivateKey, sign } from "node:crypto";
 import type { GitHubAppSpec, OAuth2Spec } from "../policy/index.ts";
+import { post, type PostAnswer } from "./post.ts";
 import type { ResolveResult } from "./resolve.ts";
 
 /** A token ready to attach, or why there is none (a message for the block, never a secret). */
@@ -35,8 +35,6 @@ function margin(lifetimeMs: number): number {
 const DEFAULT_LIFETIME_MS = 300_000;
 /** After a failed exchange, requests are refused without asking again for this long. */
 const RETRY_AFTER_MS = 1_000;
-/** Largest token endpoint answer read. */
-const MAX_ANSWER_BYTES = 64 * 1024;
 
 interface Entry {
   /** Spec and secrets the entry was obtained with: any change starts afresh. */
@@ -205,60 +203,8 @@ export class MintedTokens {
     return { ok: true, token: body.token, lifetimeMs };
   }
 
-  /** POSTs to a token endpoint at the address the sidecar resolved and checked itself. */
-  async #post(
-    target: string,
-    body: string,
-    headers: Record<string, string>,
-  ): Promise<{ ok: true; status: number; body: string } | { ok: false; message: string }> {
-    const url = new URL(target);
-    const port = url.port === "" ? 443 : Number(url.port);
-    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-    const resolved = await this.#deps.resolve(host, port);
-    if (!resolved.ok) return { ok: false, message: resolved.message };
-    const [address] = resolved.addresses;
-    return new Promise((resolve) => {
-      const req = https.request(
-        {
-          host: address.address,
-          family: address.family,
-          port,
-          method: "POST",
-          path: `${url.pathname}${url.search}`,
-          headers: { ...headers, host: url.host, "content-length": Buffer.byteLength(body) },
-          ca: this.#deps.roots,
-          ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
-          agent: false,
-          timeout: this.#deps.timeoutMs ?? 10_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on("data", (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_ANSWER_BYTES) {
-              req.destroy();
-              resolve({ ok: false, message: `its answer is over ${MAX_ANSWER_BYTES} bytes` });
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on("end", () => {
-            resolve({ ok: true, status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
-          });
-          res.on("error", () => {
-            resolve({ ok: false, message: "the answer was cut short" });
-          });
-        },
-      );
-      req.on("timeout", () => {
-        req.destroy(new Error("timed out"));
-      });
-      req.on("error", (err: Error & { code?: string }) => {
-        resolve({ ok: false, message: `could not be reached (${err.code ?? err.message})` });
-      });
-      req.end(body);
-    });
+  #post(target: string, body: string, headers: Record<string, string>): Promise<PostAnswer> {
+    return post(this.#deps, target, body, headers, this.#deps.timeoutMs ?? 10_000);
   }
 }
 

@@ -10,6 +10,8 @@ import type { Decision, PolicyReason } from "../policy/index.ts";
  * - InvalidRequest: the request could not be reduced to canonical facts.
  * - UnsupportedProtocol: neither TLS nor HTTP/1.x, or an Upgrade the sidecar cannot police.
  * - OriginalPortUnknown: a captured connection whose original port the capture rules did not record.
+ * - HookDenied: the matched rule's decision hook answered deny.
+ * - HookUnavailable: the matched rule's decision hook gave no usable answer in time (fail closed).
  */
 export type DataPathReason =
   | "AddressForbidden"
@@ -17,7 +19,9 @@ export type DataPathReason =
   | "HostMismatch"
   | "InvalidRequest"
   | "UnsupportedProtocol"
-  | "OriginalPortUnknown";
+  | "OriginalPortUnknown"
+  | "HookDenied"
+  | "HookUnavailable";
 
 /** Every stable reason a verdict can carry. */
 export type Reason = PolicyReason | DataPathReason;
