@@ -79,6 +79,54 @@ describe("cli: airlock explain", function () {
   }
 });
 
+describe("cli: airlock explain says how each credential form goes on", function () {
+  const sample = (name: string): string => join(ROOT, "crds/samples/valid", name);
+  const cases: [string, string, string, Record<string, string>][] = [
+    [
+      "header-edits.yaml",
+      "GET",
+      "https://api.example.com/x",
+      { edits: "remove cookie; remove x-debug; set X-Client: coding-agent/1.0" },
+    ],
+    [
+      "oauth2.yaml",
+      "GET",
+      "https://api.acme.example/x",
+      {
+        attached:
+          "header Authorization: Bearer <an OAuth2 access token (clientCredentials grant at https://auth.acme.example/oauth/token)>",
+      },
+    ],
+    [
+      "github-app.yaml",
+      "GET",
+      "https://github.com/acme/app.git/info/refs",
+      {
+        attached:
+          "Authorization: Basic x-access-token:<a GitHub App installation token (app 12345, installation 6789012)>",
+      },
+    ],
+    [
+      "aws-sigv4.yaml",
+      "PUT",
+      "https://agent-reports.s3.eu-west-1.amazonaws.com/r.csv",
+      { attached: "signed with AWS SigV4 (region from the host, service from the host, UNSIGNED-PAYLOAD)" },
+    ],
+    [
+      "decision-hook.yaml",
+      "POST",
+      "https://api.payments.example/pay",
+      { asks: "hook https://egress-hook.platform.example:8443/check (timeout 500 ms, answers kept 30 s)" },
+    ],
+  ];
+  for (const [file, method, url, want] of cases)
+    it(`${file}: ${method} ${url}`, async function () {
+      const res = await airlock(["explain", "--json", "--policy", sample(file), method, url]);
+      expect(res.code, res.stderr).to.equal(0);
+      expect(JSON.parse(res.stdout)).to.include({ outcome: "inject", ...want });
+    });
+});
+
 describe("cli: airlock run as a real process", function () {
   const SECRET = "run-secret-abcdef123456";
   canary.secret(SECRET, "cli.test.ts airlock run: Secret api-token key token");

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { formatFileErrors, loadManifestFiles } from "../config/manifest-files.ts";
 import { classifyAddress } from "../net/address.ts";
 import { canonicalHost, decide, load, normalizePath } from "../policy/index.ts";
-import type { Decision } from "../policy/index.ts";
+import type { CompiledCredential, Decision, HeaderEdits, HookSpec } from "../policy/index.ts";
 import { parseAbsoluteTarget } from "../proxy/target.ts";
 import { UsageError } from "../process/usage-error.ts";
 
@@ -60,11 +60,62 @@ export function explainCommand(argv: string[]): number {
       entry: "http",
     });
   }
+  const credential =
+    "credential" in decision && decision.credential !== undefined
+      ? index.value.policy.credentials[decision.credential]
+      : undefined;
+  const details = explainDetails(decision, credential);
   if (values.json) {
-    process.stdout.write(JSON.stringify(decision) + "\n");
+    process.stdout.write(JSON.stringify({ ...decision, ...details }) + "\n");
     return 0;
   }
-  const lines = Object.entries(decision).map(([key, value]) => `${key.padEnd(11)} ${String(value)}`);
+  // Scalars only: the edits and the hook are in `details`, in words.
+  const lines = Object.entries({ ...decision, ...details }).flatMap(([key, value]) =>
+    typeof value === "string" ? [`${key.padEnd(11)} ${value}`] : [],
+  );
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
+}
+
+/**
+ * What happens to the request beyond the outcome, in words: how the credential goes on (its form,
+ * where a minted token comes from, its placeholder), the rule's header edits and its hook.
+ */
+function explainDetails(
+  decision: object,
+  credential: CompiledCredential | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (credential !== undefined) {
+    const injection = credential.injection;
+    const value = credential.oauth2
+      ? `an OAuth2 access token (${credential.oauth2.grant} grant at ${credential.oauth2.tokenUrl})`
+      : credential.githubApp
+        ? `a GitHub App installation token (app ${credential.githubApp.appId}, installation ${String(credential.githubApp.installationId)})`
+        : `the value of Secret ${credential.namespace}/${credential.secretRef.name} key ${credential.secretRef.key}`;
+    switch (injection.kind) {
+      case "header":
+        out.attached = `header ${injection.name}: ${injection.valuePrefix}<${value}>`;
+        break;
+      case "basicAuth":
+        out.attached = `Authorization: Basic ${injection.username}:<${value}>`;
+        break;
+      case "queryParam":
+        out.attached = `query parameter ${injection.name}=<${value}>`;
+        break;
+      case "awsSigV4":
+        out.attached = `signed with AWS SigV4 (${injection.region ?? "region from the host"}, ${injection.service ?? "service from the host"}${injection.unsignedPayload ? ", UNSIGNED-PAYLOAD" : ""})`;
+        break;
+    }
+    if (credential.placeholder !== undefined) out.placeholder = credential.placeholder;
+  }
+  const { headers, hook } = decision as { headers?: HeaderEdits; hook?: HookSpec };
+  if (headers !== undefined)
+    out.edits = [
+      ...headers.remove.map((name) => `remove ${name}`),
+      ...headers.set.map(({ name, value }) => `set ${name}: ${value}`),
+    ].join("; ");
+  if (hook !== undefined)
+    out.asks = `hook ${hook.url} (timeout ${String(hook.timeoutMs)} ms${hook.cacheSeconds > 0 ? `, answers kept ${String(hook.cacheSeconds)} s` : ""})`;
+  return out;
 }

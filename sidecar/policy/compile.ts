@@ -2,6 +2,7 @@
 // its object and field path. The operator, `airlock run`/`validate` and the tests all call this
 // one function, so they accept and refuse exactly the same inputs.
 
+import { placeholderFor } from "./placeholder.ts";
 import { DEFAULT_RULE_PORTS } from "../constants.ts";
 import { policyHash } from "./canonical-json.ts";
 import { findConflicts } from "./conflicts.ts";
@@ -189,6 +190,7 @@ function compileCredential(credential: Credential): CompiledCredential {
     hosts: credential.spec.hosts === undefined ? null : hostsOf(credential.spec.hosts),
     ...(credential.spec.oauth2 === undefined ? {} : { oauth2: credential.spec.oauth2 }),
     ...(credential.spec.githubApp === undefined ? {} : { githubApp: credential.spec.githubApp }),
+    ...(credential.spec.placeholder === true ? { placeholder: placeholderFor(namespace, name) } : {}),
   };
 }
 

@@ -76,5 +76,7 @@ export interface Credential {
     oauth2?: OAuth2Spec;
     /** The value attached is a GitHub App installation token signed for with the Secret's key. */
     githubApp?: GitHubAppSpec;
+    /** The agent may hold a placeholder, swapped for the real value where the credential goes. */
+    placeholder?: boolean;
   };
 }

@@ -50,6 +50,8 @@ export interface CompiledCredential {
   oauth2?: OAuth2Spec;
   /** The value attached is a GitHub App installation token (secretRef: the App's private key). */
   githubApp?: GitHubAppSpec;
+  /** The placeholder the agent may hold (placeholder.ts); absent = none. */
+  placeholder?: string;
 }
 
 /** A compiled rule of one policy. */

@@ -1,6 +1,7 @@
 // The shape of a CompiledPolicy as it arrives over the wire. The sidecar trusts nothing it did
 // not check: a bundle from a newer or broken operator is refused field by field, never half-read.
 
+import { placeholderFor } from "./placeholder.ts";
 import { validateHook } from "./hook.ts";
 import { validateSigV4 } from "./aws-sigv4.ts";
 import { validateGitHubApp } from "./github-app.ts";
@@ -245,7 +246,7 @@ function credential(
   checkKnownFields(
     obj,
     path,
-    ["id", "namespace", "name", "secretRef", "injection", "hosts", "oauth2", "githubApp"],
+    ["id", "namespace", "name", "secretRef", "injection", "hosts", "oauth2", "githubApp", "placeholder"],
     add,
   );
   const at = (k: string): string => fieldPath(path, k);
@@ -281,6 +282,14 @@ function credential(
   };
   if (oauth2 !== undefined) out.oauth2 = oauth2;
   if (githubApp !== undefined) out.githubApp = githubApp;
+  if (obj.placeholder !== undefined) {
+    const expected = placeholderFor(namespace, name);
+    if (obj.placeholder !== expected) {
+      add(at("placeholder"), "must be the placeholder derived from the Credential's namespace and name");
+      return undefined;
+    }
+    out.placeholder = expected;
+  }
   return out;
 }
 

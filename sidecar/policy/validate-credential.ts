@@ -13,6 +13,7 @@ import {
   expectRecord,
   fieldPath,
   indexPath,
+  isRecord,
   type ErrorSink,
 } from "./fields.ts";
 import { parseHostPattern } from "./host.ts";
@@ -194,8 +195,24 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
   let hosts: string[] | undefined;
   let oauth2: OAuth2Spec | undefined;
   let githubApp: GitHubAppSpec | undefined;
+  let placeholder: boolean | undefined;
   if (spec !== undefined) {
-    checkKnownFields(spec, "spec", ["secretRef", "injection", "hosts", "oauth2", "githubApp"], add);
+    checkKnownFields(
+      spec,
+      "spec",
+      ["secretRef", "injection", "hosts", "oauth2", "githubApp", "placeholder"],
+      add,
+    );
+    if (spec.placeholder !== undefined) {
+      if (typeof spec.placeholder !== "boolean")
+        add("spec.placeholder", `must be true or false, got ${describeType(spec.placeholder)}`);
+      else if (spec.placeholder && isRecord(spec.injection) && spec.injection.awsSigV4 !== undefined)
+        add(
+          "spec.placeholder",
+          "a signing credential (awsSigV4) has no value to stand in for; remove placeholder",
+        );
+      else placeholder = spec.placeholder;
+    }
     if (spec.secretRef === undefined)
       add("spec.secretRef", "is required; name the Secret and key: {name: …, key: …}");
     else {
@@ -231,6 +248,7 @@ export function validateCredential(obj: unknown, defaultNamespace = "default"): 
       ...(hosts === undefined ? {} : { hosts }),
       ...(oauth2 === undefined ? {} : { oauth2 }),
       ...(githubApp === undefined ? {} : { githubApp }),
+      ...(placeholder === true ? { placeholder } : {}),
     },
   };
   return { ok: true, value };

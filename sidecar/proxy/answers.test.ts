@@ -31,6 +31,7 @@ const BLOCK_LINES: Record<Reason, string> = {
   AuditWouldBlock: "HTTP/1.1 403 Forbidden",
   HookDenied: "HTTP/1.1 403 Forbidden",
   HookUnavailable: "HTTP/1.1 403 Forbidden",
+  PlaceholderOffHost: "HTTP/1.1 403 Forbidden",
 };
 
 /** The first line of an answer as written on a socket. */

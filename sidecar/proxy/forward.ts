@@ -95,7 +95,6 @@ export async function handleRequest(
     return;
   }
   verdict = admitted.verdict;
-  const credentialed = admitted.injection;
   const resolved = await gate.resolve(facts.host, facts.port);
   // The agent may have gone while the name resolved: nothing left to answer, nothing to dial.
   if (res.destroyed || req.destroyed) {
@@ -112,7 +111,7 @@ export async function handleRequest(
     refuse: (refused) => {
       blockWith({ ...refused, policy: verdict.policy, rule: verdict.rule });
     },
-    ...outgoing(req, facts, normalized.query, credentialed, upgrade, verdict.headers),
+    ...outgoing(req, facts, normalized.query, admitted, upgrade),
     address: resolved.addresses[0],
     credential: verdict.credential,
     upgrade,
@@ -122,6 +121,9 @@ export async function handleRequest(
     },
   });
 }
+
+/** An allowed request ready to go: its verdict, credential, placeholder swap and body read whole. */
+type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { ok: true }>;
 
 /**
  * What an allowed request needs before it goes: its credential (a Secret's value at once; a minted
@@ -134,7 +136,13 @@ async function admit(
   verdict: Verdict,
   facts: RequestFacts,
 ): Promise<
-  | { ok: true; verdict: Verdict; injection?: Extract<CredentialResult, { ok: true }> }
+  | {
+      ok: true;
+      verdict: Verdict;
+      injection?: Extract<CredentialResult, { ok: true }>;
+      swap?: PlaceholderSwap;
+      body?: Buffer;
+    }
   | { ok: false; verdict: Verdict }
 > {
   let injection: Extract<CredentialResult, { ok: true }> | undefined;
@@ -164,7 +172,63 @@ async function admit(
       admitted = { ...admitted, headers: { set, remove: [...before.remove, ...answer.edits.remove] } };
     }
   }
-  return injection ? { ok: true, verdict: admitted, injection } : { ok: true, verdict: admitted };
+  const placeholders = gate.hasPlaceholders ? await checkPlaceholders(gate, req, injection) : undefined;
+  if (placeholders?.ok === false) return placeholders;
+  return {
+    ok: true,
+    verdict: admitted,
+    ...(injection ? { injection } : {}),
+    ...(placeholders?.swap ? { swap: placeholders.swap } : {}),
+    ...(placeholders?.body ? { body: placeholders.body } : {}),
+  };
+}
+
+/** A placeholder the agent sent, and the real value it stands for on this request. */
+export interface PlaceholderSwap {
+  placeholder: string;
+  value: string;
+}
+
+/** Largest body scanned for placeholders (read whole when its length is known and at most this). */
+const MAX_PLACEHOLDER_BODY_BYTES = 64 * 1024;
+
+/**
+ * Looks for credentials' placeholders in the request's headers, URL and (a known length up to
+ * 64 KiB) body. One belonging to the credential this request is attached to is swapped for its
+ * value; any other is refused (PlaceholderOffHost): the agent is sending a stand-in for a
+ * credential where that credential never goes.
+ */
+async function checkPlaceholders(
+  gate: Gate,
+  req: IncomingMessage,
+  injection: Extract<CredentialResult, { ok: true }> | undefined,
+): Promise<{ ok: true; swap?: PlaceholderSwap; body?: Buffer } | { ok: false; verdict: Verdict }> {
+  const { line } = requestLine(req);
+  const found = new Map<string, string>();
+  for (const text of [line.url ?? "", ...line.rawHeaders])
+    for (const [p, id] of gate.placeholdersIn(text)) found.set(p, id);
+  let body: Buffer | undefined;
+  const length = Number(req.headers["content-length"] ?? NaN);
+  if (hasBody(req) && length <= MAX_PLACEHOLDER_BODY_BYTES) {
+    body = await readWhole(req, MAX_PLACEHOLDER_BODY_BYTES);
+    if (body === undefined)
+      return { ok: false, verdict: blockVerdict("InvalidRequest", "the request body was cut short") };
+    for (const [p, id] of gate.placeholdersIn(body.toString("latin1"))) found.set(p, id);
+  }
+  const mine = injection?.credential.placeholder;
+  for (const [placeholder, id] of found)
+    if (placeholder !== mine)
+      return {
+        ok: false,
+        verdict: blockVerdict(
+          "PlaceholderOffHost",
+          `the request holds the placeholder of credential ${id}, which is not attached to this request; send it only where a rule attaches that credential`,
+        ),
+      };
+  const value = injection?.injection.sent[0];
+  const swap =
+    mine !== undefined && found.has(mine) && value !== undefined ? { placeholder: mine, value } : undefined;
+  return { ok: true, ...(swap ? { swap } : {}), ...(body ? { body } : {}) };
 }
 
 /** The name did not resolve: a 502 (`dns`), counted and recorded. */
@@ -207,12 +271,20 @@ function refuseUndecidable(
 function outgoing(
   req: IncomingMessage,
   facts: RequestFacts,
-  query: string,
-  injection: Extract<CredentialResult, { ok: true }> | undefined,
+  rawQuery: string,
+  admitted: Admitted,
   upgrade: WebSocketUpgrade | undefined,
-  edits: HeaderEdits | undefined,
-): { headers: HeaderList; path: string; patterns: Buffer[]; sigv4?: PreparedInjection["sigv4"] } {
+): {
+  headers: HeaderList;
+  path: string;
+  patterns: Buffer[];
+  sigv4?: PreparedInjection["sigv4"];
+  body?: Buffer;
+} {
   const { line, h2 } = requestLine(req);
+  const { injection, swap } = admitted;
+  const edits = admitted.verdict.headers;
+  let query = swap ? rawQuery.replaceAll(swap.placeholder, encodeURIComponent(swap.value)) : rawQuery;
   let headers: HeaderList = withoutClientClaims(pairHeaders(line.rawHeaders));
   // No WebSocket extension is offered upstream: a compressed frame could not be scrubbed.
   if (upgrade) headers = forwardableHeaders(headers, ["sec-websocket-extensions"]);
@@ -224,6 +296,18 @@ function outgoing(
   headers = forwardableHeaders(headers, owned);
   // The rule's static edits, after hygiene and before the credential (which they cannot touch).
   if (edits) headers = forwardableHeaders(applyHeaderEdits(headers, edits), owned);
+  // The agent's placeholder becomes the value, where it put it (before the credential goes on).
+  let body = admitted.body;
+  if (swap) {
+    headers = headers.map(([name, value]) => [name, value.replaceAll(swap.placeholder, swap.value)]);
+    if (body !== undefined) {
+      body = Buffer.from(body.toString("latin1").replaceAll(swap.placeholder, swap.value), "latin1");
+      headers = headers.map(([name, value]) => [
+        name,
+        name.toLowerCase() === "content-length" ? String(body?.length ?? 0) : value,
+      ]);
+    }
+  }
   let patterns: Buffer[] = [];
   if (injection) {
     const prepared = injection.injection;
@@ -241,7 +325,7 @@ function outgoing(
   headers.unshift(["Host", facts.port === defaultPort ? hostHeader : `${hostHeader}:${facts.port}`]);
   const path = query === "" ? facts.path : `${facts.path}?${query}`;
   const sigv4 = injection?.injection.sigv4;
-  return sigv4 ? { headers, path, patterns, sigv4 } : { headers, path, patterns };
+  return { headers, path, patterns, ...(sigv4 ? { sigv4 } : {}), ...(body ? { body } : {}) };
 }
 
 /** `query` without the parameters of a presigned URL's SigV4 auth (X-Amz-Signature, …). */
@@ -283,9 +367,10 @@ async function signRequest(
         `${plan.facts.host} is not an *.amazonaws.com endpoint; set region and service on the Credential's awsSigV4`,
       ),
     };
-  let body: Buffer | undefined;
+  let body = plan.body;
   let payload = EMPTY_PAYLOAD;
-  if (hasBody(req)) {
+  if (body !== undefined) payload = keys.unsignedPayload ? UNSIGNED_PAYLOAD : payloadHash(body);
+  else if (hasBody(req)) {
     if (keys.unsignedPayload) payload = UNSIGNED_PAYLOAD;
     else {
       body = await readWhole(req, MAX_SIGNED_BODY_BYTES);

@@ -24,8 +24,12 @@ import { prepareInjection, prepareSigV4, unsafeValueReason, type PreparedInjecti
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
 import { DecisionHooks } from "./hooks.ts";
+
 import { MintedTokens, type TokenResult } from "./tokens.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
+
+/** What every placeholder starts with (placeholder.ts). */
+const PLACEHOLDER_PREFIX = "airlock_ph_";
 
 /** Everything a gate is built from. */
 export interface GateOptions {
@@ -69,6 +73,8 @@ export class Gate {
   /** Writes decision lines as `log.info` would, cheaper (one per request); undefined: use log.info. */
   #decisionLine: DecisionWriter | undefined;
   /** The last prepared injection per credential id: patterns are built once per value, not per request. */
+  /** Placeholder → the id of its credential (policy.ts placeholder). */
+  #placeholders = new Map<string, string>();
   /** Decision hooks (a rule's `hook`) and their cached answers. */
   readonly hooks: DecisionHooks;
   /** Minted tokens (OAuth2, GitHub App), per credential id. */
@@ -123,11 +129,30 @@ export class Gate {
     this.#index = loaded.value;
     this.#generation = generation;
     this.#prepared.clear();
+    this.#placeholders = new Map(
+      Object.values(loaded.value.policy.credentials).flatMap((c) =>
+        c.placeholder === undefined ? [] : [[c.placeholder, c.id] as [string, string]],
+      ),
+    );
     this.#trackSecrets();
     this.metrics.policyInfo.reset();
     this.metrics.policyInfo.set({ generation: String(generation), hash: loaded.value.policy.hash }, 1);
     this.metrics.policyApplied.set(Date.now() / 1000);
     return { ok: true };
+  }
+
+  /** True when the applied policy gives some credential a placeholder. */
+  get hasPlaceholders(): boolean {
+    return this.#placeholders.size > 0;
+  }
+
+  /** The placeholders in `text` with their credential ids (none: an empty list). */
+  placeholdersIn(text: string): [string, string][] {
+    if (this.#placeholders.size === 0 || !text.includes(PLACEHOLDER_PREFIX)) return [];
+    const found: [string, string][] = [];
+    for (const [placeholder, id] of this.#placeholders)
+      if (text.includes(placeholder)) found.push([placeholder, id]);
+    return found;
   }
 
   /** True when some rule of the applied policy names `name` (what the DNS responder answers for). */

@@ -12,6 +12,7 @@ import type { Decision, PolicyReason } from "../policy/index.ts";
  * - OriginalPortUnknown: a captured connection whose original port the capture rules did not record.
  * - HookDenied: the matched rule's decision hook answered deny.
  * - HookUnavailable: the matched rule's decision hook gave no usable answer in time (fail closed).
+ * - PlaceholderOffHost: a credential's placeholder in a request its credential is not attached to.
  */
 export type DataPathReason =
   | "AddressForbidden"
@@ -21,7 +22,8 @@ export type DataPathReason =
   | "UnsupportedProtocol"
   | "OriginalPortUnknown"
   | "HookDenied"
-  | "HookUnavailable";
+  | "HookUnavailable"
+  | "PlaceholderOffHost";
 
 /** Every stable reason a verdict can carry. */
 export type Reason = PolicyReason | DataPathReason;
