@@ -85,9 +85,10 @@ describe("AWS SigV4 credentials (signatures checked by botocore)", function () {
             body: Buffer.concat(chunks).toString("utf8"),
           });
           // Reflects the session token, as an error page might.
+          const signature = /Signature=([0-9a-f]+)/.exec(headers.authorization ?? "")?.[1] ?? "none";
           res
-            .writeHead(200, { "content-type": "text/plain" })
-            .end(`token ${headers["x-amz-security-token"] ?? "none"}`);
+            .writeHead(200, { "content-type": "text/plain", "x-signature-provided": signature })
+            .end(`token ${headers["x-amz-security-token"] ?? "none"} signature ${signature}`);
         });
       },
     );
@@ -217,7 +218,9 @@ describe("AWS SigV4 credentials (signatures checked by botocore)", function () {
       ...["-X", "POST", "-H", "Content-Type: application/x-amz-json-1.0", "--data-binary", body],
     ]);
     expect(res.status).to.equal(200);
-    expect(res.body).to.equal("token [airlock:redacted]");
+    // The session token and the signature (replayable for this request) are scrubbed.
+    expect(res.body).to.equal("token [airlock:redacted] signature [airlock:redacted]");
+    expect(res.headers["x-signature-provided"]).to.equal("[airlock:redacted]");
     const last = await expectBotocoreAgrees(DYNAMO, { region: "eu-west-1", service: "dynamodb" }, SESSION);
     expect(last.body).to.equal(body);
     expect(last.headers["x-amz-security-token"]).to.equal(SESSION);

@@ -49,6 +49,8 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
   const seenByApi: string[] = [];
   let issued = 0;
   let failing = false;
+  /** The one refresh token /rotating accepts now. */
+  let currentRefresh = REFRESH_TOKEN;
 
   before(async function () {
     const ca = new CertificateAuthority();
@@ -77,7 +79,17 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
           deny(401, "invalid_client");
           return;
         }
-        if (path === "/refresh") {
+        let rotated: string | undefined;
+        if (path === "/rotating") {
+          // Each refresh token works once; the answer carries the next one.
+          if (form.grant_type !== "refresh_token" || form.refresh_token !== currentRefresh) {
+            deny(400, "invalid_grant");
+            return;
+          }
+          rotated = `rotated-${Math.random().toString(36).slice(2, 14)}`;
+          canary.secret(rotated, "a rotated refresh token");
+          currentRefresh = rotated;
+        } else if (path === "/refresh") {
           if (form.grant_type !== "refresh_token" || form.refresh_token !== REFRESH_TOKEN) {
             deny(400, "invalid_grant");
             return;
@@ -89,10 +101,15 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
         const token = `access-${String(++issued)}-${Math.random().toString(36).slice(2, 12)}`;
         canary.secret(token, `OAuth2 access token ${String(issued)}`);
         valid.add(token);
-        const expiresIn = path === "/expiring" ? 1 : 3600;
-        res
-          .writeHead(200, { "content-type": "application/json" })
-          .end(JSON.stringify({ access_token: token, token_type: "Bearer", expires_in: expiresIn }));
+        const expiresIn = path === "/expiring" || path === "/rotating" ? 1 : 3600;
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            access_token: token,
+            token_type: "Bearer",
+            expires_in: expiresIn,
+            ...(rotated ? { refresh_token: rotated } : {}),
+          }),
+        );
       });
     });
     apiServer = https.createServer({ SNICallback: sni }, (req, res) => {
@@ -122,7 +139,7 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
       },
     });
     const url = (path: string): string => `https://${AUTH}:${String(authPort)}${path}`;
-    const names = ["cc", "expiring", "refresh", "flaky", "down"];
+    const names = ["cc", "expiring", "refresh", "flaky", "down", "rotating"];
     sidecar = await startTestSidecar({
       policies: [
         policy(
@@ -140,6 +157,11 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
           refreshTokenKey: "refresh_token",
         }),
         oauthCredential("flaky", { tokenUrl: url("/flaky") }),
+        oauthCredential("rotating", {
+          tokenUrl: url("/rotating"),
+          grant: "refreshToken",
+          refreshTokenKey: "refresh_token",
+        }),
         // Nothing listens on port 1.
         oauthCredential("down", { tokenUrl: `https://${AUTH}:1/token` }),
       ],
@@ -207,6 +229,17 @@ describe("OAuth2 credentials (a real token endpoint and upstream)", function () 
       client_id: "agent-client",
       client_secret: CLIENT_SECRET,
     });
+  });
+
+  it("a provider that rotates refresh tokens on use: the next refresh uses the rotated one", async function () {
+    expect((await get("rotating")).status).to.equal(200);
+    await wait(1000);
+    const again = await get("rotating");
+    expect(again.status, again.body).to.equal(200);
+    const used = exchangesAt("/rotating").map((e) => e.form.refresh_token);
+    expect(used).to.have.length(2);
+    expect(used[0]).to.equal(REFRESH_TOKEN);
+    expect(used[1]).to.match(/^rotated-/);
   });
 
   it("a failing token endpoint blocks with CredentialUnavailable (status, no secret), and the sidecar recovers", async function () {

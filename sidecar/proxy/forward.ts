@@ -8,6 +8,8 @@ import { awsScopeOf, type HeaderEdits, type RequestFacts } from "../policy/index
 import type { AuditRecord } from "../observe/audit.ts";
 import type { CredentialResult, Gate } from "./gate.ts";
 import type { PreparedInjection } from "./inject.ts";
+import { encodedForms } from "./scrub-forms.ts";
+import { scrubPatterns } from "./scrub.ts";
 import { EMPTY_PAYLOAD, isQueryAuth, payloadHash, signatureHeaders, UNSIGNED_PAYLOAD } from "./sigv4.ts";
 import {
   forwardableHeaders,
@@ -514,7 +516,15 @@ async function forward(
       plan.refuse(signed.verdict);
       return;
     }
-    plan = { ...plan, headers: [...plan.headers, ...signed.headers] };
+    // The signature is the secret key's work on this request: an upstream echoing it (as S3's
+    // SignatureDoesNotMatch does) must not hand it to the agent, who could replay the request.
+    const authorization = signed.headers.find(([name]) => name === "Authorization")?.[1] ?? "";
+    const signature = authorization.slice(authorization.lastIndexOf("=") + 1);
+    plan = {
+      ...plan,
+      headers: [...plan.headers, ...signed.headers],
+      patterns: scrubPatterns([...plan.patterns, ...encodedForms([authorization, signature])]),
+    };
     if (signed.body) plan.body = signed.body;
   }
   const { facts } = plan;

@@ -43,10 +43,13 @@ interface Entry {
   renewAt: number;
   inflight?: Promise<TokenResult>;
   failure?: { message: string; until: number };
+  /** A refresh token the endpoint rotated to (used instead of the Secret's until that changes). */
+  rotated?: string;
 }
 
 /** What one exchange gives: a token and how long it lives, or why there is none. */
-type Minted = { ok: true; token: string; lifetimeMs: number } | { ok: false; message: string };
+type Minted =
+  { ok: true; token: string; lifetimeMs: number; refreshToken?: string } | { ok: false; message: string };
 
 /** The minted tokens of one sidecar, per credential id. */
 export class MintedTokens {
@@ -71,8 +74,10 @@ export class MintedTokens {
     clientSecret: string,
     refreshToken?: string,
   ): TokenResult | Promise<TokenResult> {
-    return this.#mint(id, [spec, clientSecret, refreshToken ?? ""], () =>
-      this.#oauth2Exchange(spec, clientSecret, refreshToken),
+    // A provider that rotates refresh tokens on use invalidates the Secret's after the first
+    // exchange: the one it rotated to is used from then on (the Secret is not written).
+    return this.#mint(id, [spec, clientSecret, refreshToken ?? ""], (entry) =>
+      this.#oauth2Exchange(spec, clientSecret, entry.rotated ?? refreshToken),
     );
   }
 
@@ -86,7 +91,11 @@ export class MintedTokens {
    * exchange every concurrent caller shares. `inputs` (spec and secrets) key the entry: any
    * change starts afresh.
    */
-  #mint(id: string, inputs: unknown[], exchange: () => Promise<Minted>): TokenResult | Promise<TokenResult> {
+  #mint(
+    id: string,
+    inputs: unknown[],
+    exchange: (entry: Entry) => Promise<Minted>,
+  ): TokenResult | Promise<TokenResult> {
     const fingerprint = createHash("sha256").update(JSON.stringify(inputs)).digest("hex");
     let entry = this.#entries.get(id);
     if (entry?.fingerprint !== fingerprint) {
@@ -98,7 +107,7 @@ export class MintedTokens {
     if (entry.inflight) return entry.inflight;
     if (entry.failure && now < entry.failure.until) return { ok: false, message: entry.failure.message };
     const current = entry;
-    current.inflight = exchange().then((result) => {
+    current.inflight = exchange(current).then((result) => {
       current.inflight = undefined;
       this.#deps.onExchange?.(id, result.ok ? "ok" : "error");
       if (!result.ok) {
@@ -107,6 +116,7 @@ export class MintedTokens {
       }
       current.failure = undefined;
       current.token = result.token;
+      if (result.refreshToken !== undefined) current.rotated = result.refreshToken;
       current.renewAt = this.#now() + result.lifetimeMs - margin(result.lifetimeMs);
       return { ok: true, token: result.token };
     });
@@ -140,7 +150,7 @@ export class MintedTokens {
     const where = `token endpoint ${new URL(spec.tokenUrl).host}`;
     const answer = await this.#post(spec.tokenUrl, form.toString(), headers);
     if (!answer.ok) return { ok: false, message: `${where}: ${answer.message}` };
-    let body: { access_token?: unknown; expires_in?: unknown; error?: unknown };
+    let body: { access_token?: unknown; expires_in?: unknown; error?: unknown; refresh_token?: unknown };
     try {
       body = JSON.parse(answer.body) as typeof body;
     } catch {
@@ -153,7 +163,11 @@ export class MintedTokens {
     }
     const seconds = typeof body.expires_in === "number" ? body.expires_in : Number(body.expires_in);
     const lifetimeMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_LIFETIME_MS;
-    return { ok: true, token: body.access_token, lifetimeMs };
+    const rotated =
+      spec.grant === "refreshToken" && typeof body.refresh_token === "string" && body.refresh_token !== ""
+        ? { refreshToken: body.refresh_token }
+        : {};
+    return { ok: true, token: body.access_token, lifetimeMs, ...rotated };
   }
 
   /**
