@@ -5,13 +5,11 @@
 // presigned URL's query auth never reach the upstream; a reflected session token is scrubbed.
 import { expect } from "chai";
 import { execFile } from "node:child_process";
-import https from "node:https";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { CertificateAuthority } from "../sidecar/tls/ca.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
+import { startTlsServer, type TlsTestServer } from "./helpers/tls-server.ts";
 import { parseJson, policy, secret, startTestSidecar, type TestSidecar } from "./helpers/sidecar.ts";
 
 const AKID = "AKIDEXAMPLE7Q2W3E4R";
@@ -58,42 +56,33 @@ function botocore(requests: object[]): Promise<string[]> {
 
 describe("AWS SigV4 credentials (signatures checked by botocore)", function () {
   let sidecar: TestSidecar;
-  let server: https.Server;
+  let server: TlsTestServer;
   let port = 0;
   let bundle = "";
   const received: Received[] = [];
 
   before(async function () {
-    const ca = new CertificateAuthority();
-    server = https.createServer(
-      {
-        SNICallback: (name, cb) => {
-          cb(null, ca.contextFor(name));
-        },
-      },
-      (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on("data", (c: Buffer) => chunks.push(c));
-        req.on("end", () => {
-          const headers = Object.fromEntries(
-            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : (v ?? "")]),
-          );
-          received.push({
-            method: req.method ?? "",
-            url: req.url ?? "",
-            headers,
-            body: Buffer.concat(chunks).toString("utf8"),
-          });
-          // Reflects the session token, as an error page might.
-          const signature = /Signature=([0-9a-f]+)/.exec(headers.authorization ?? "")?.[1] ?? "none";
-          res
-            .writeHead(200, { "content-type": "text/plain", "x-signature-provided": signature })
-            .end(`token ${headers["x-amz-security-token"] ?? "none"} signature ${signature}`);
+    server = await startTlsServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const headers = Object.fromEntries(
+          Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : (v ?? "")]),
+        );
+        received.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          headers,
+          body: Buffer.concat(chunks).toString("utf8"),
         });
-      },
-    );
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    port = (server.address() as net.AddressInfo).port;
+        // Reflects the session token, as an error page might.
+        const signature = /Signature=([0-9a-f]+)/.exec(headers.authorization ?? "")?.[1] ?? "none";
+        res
+          .writeHead(200, { "content-type": "text/plain", "x-signature-provided": signature })
+          .end(`token ${headers["x-amz-security-token"] ?? "none"} signature ${signature}`);
+      });
+    });
+    port = server.port;
     const sigv4 = (name: string, awsSigV4: Record<string, unknown>) => ({
       apiVersion: "airlock.dev/v1alpha1",
       kind: "Credential",
@@ -125,15 +114,14 @@ describe("AWS SigV4 credentials (signatures checked by botocore)", function () {
         }),
       ],
       pins: Object.fromEntries([S3, DYNAMO, PLAIN, "unscoped.example.test"].map((h) => [h, "127.0.0.1"])),
-      upstreamCa: [ca.certificatePem],
+      upstreamCa: [server.ca.certificatePem],
     });
     bundle = pemBundle(sidecar.ca.certificatePem);
   });
 
   after(async function () {
     await sidecar.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
   });
 
   const call = (url: string, extra: string[] = []) =>

@@ -3,10 +3,9 @@
 // on an edit the hook may not make; answers reused for cacheSeconds; the hook gets its token from
 // a Secret and the opted-in headers, never the agent's Authorization or the credential.
 import { expect } from "chai";
-import https from "node:https";
-import net from "node:net";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
+import { startTlsServer, type TlsTestServer } from "./helpers/tls-server.ts";
 import {
   credential,
   parseJson,
@@ -30,54 +29,41 @@ interface Question {
 
 describe("decision hooks (a real hook service, fail closed)", function () {
   let sidecar: TestSidecar;
-  let hook: https.Server;
-  let hookPort = 0;
+  let hook: TlsTestServer;
   let up: EchoUpstream;
   let bundle = "";
   const questions: Question[] = [];
 
   before(async function () {
     up = await startEchoUpstream({ tls: true });
-    // The hook is served with the upstream's CA (the sidecar trusts it via upstreamCa).
-    const { CertificateAuthority } = await import("../sidecar/tls/ca.ts");
-    const ca = new CertificateAuthority();
-    hook = https.createServer(
-      {
-        SNICallback: (name, cb) => {
-          cb(null, ca.contextFor(name));
-        },
-      },
-      (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on("data", (c: Buffer) => chunks.push(c));
-        req.on("end", () => {
-          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Question["body"];
-          questions.push({ authorization: req.headers.authorization ?? "", body });
-          const reply = (answer: unknown): void => {
-            res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
-          };
-          const path = body.request.path;
-          if (path.startsWith("/denied")) reply({ allow: false, reason: "ticket required\r\nX-Evil: 1" });
-          else if (path.startsWith("/slow"))
-            setTimeout(() => {
-              reply({ allow: true });
-            }, 1500);
-          else if (path.startsWith("/bad-edit"))
-            reply({ allow: true, setHeaders: [{ name: "Authorization", value: "x" }] });
-          else if (path.startsWith("/broken")) res.writeHead(500).end();
-          else
-            reply({
-              allow: true,
-              setHeaders: [{ name: "X-Hook", value: "approved" }],
-              removeHeaders: ["X-Drop"],
-            });
-        });
-      },
-    );
-    await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
-    hookPort = (hook.address() as net.AddressInfo).port;
+    hook = await startTlsServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Question["body"];
+        questions.push({ authorization: req.headers.authorization ?? "", body });
+        const reply = (answer: unknown): void => {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
+        };
+        const path = body.request.path;
+        if (path.startsWith("/denied")) reply({ allow: false, reason: "ticket required\r\nX-Evil: 1" });
+        else if (path.startsWith("/slow"))
+          setTimeout(() => {
+            reply({ allow: true });
+          }, 1500);
+        else if (path.startsWith("/bad-edit"))
+          reply({ allow: true, setHeaders: [{ name: "Authorization", value: "x" }] });
+        else if (path.startsWith("/broken")) res.writeHead(500).end();
+        else
+          reply({
+            allow: true,
+            setHeaders: [{ name: "X-Hook", value: "approved" }],
+            removeHeaders: ["X-Drop"],
+          });
+      });
+    });
     const hookAt = (extra: Record<string, unknown> = {}) => ({
-      url: `https://hook.example.test:${String(hookPort)}/check`,
+      url: `https://hook.example.test:${String(hook.port)}/check`,
       tokenSecretRef: { name: "hook", key: "token" },
       timeoutMs: 300,
       includeHeaders: ["x-request-id"],
@@ -110,7 +96,7 @@ describe("decision hooks (a real hook service, fail closed)", function () {
       pins: Object.fromEntries(
         ["api", "open", "cached", "down", "hook"].map((n) => [`${n}.example.test`, "127.0.0.1"]),
       ),
-      upstreamCa: [up.caPem, ca.certificatePem],
+      upstreamCa: [up.caPem, hook.ca.certificatePem],
     });
     bundle = pemBundle(sidecar.ca.certificatePem);
   });
@@ -118,8 +104,7 @@ describe("decision hooks (a real hook service, fail closed)", function () {
   after(async function () {
     await sidecar.close();
     await up.close();
-    hook.closeAllConnections();
-    await new Promise((resolve) => hook.close(resolve));
+    await hook.close();
   });
 
   const get = (host: string, path: string, extra: string[] = []) =>

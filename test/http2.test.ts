@@ -180,8 +180,8 @@ describe("HTTP/2 through the credential path (Node http2, curl, httpx; explicit 
     return socket;
   }
 
-  /** An HTTP/2 session to host through the sidecar (TLS with the sidecar's CA, ALPN h2). */
-  async function session(host: string, toPort = port): Promise<ClientHttp2Session> {
+  /** TLS through a tunnel to host, trusting the sidecar's CA, h2 chosen in ALPN. */
+  async function secureTunnel(host: string, toPort: number): Promise<tls.TLSSocket> {
     const socket = await tunnel(host, toPort);
     const secure = tls.connect({
       socket,
@@ -194,6 +194,12 @@ describe("HTTP/2 through the credential path (Node http2, curl, httpx; explicit 
       secure.once("error", reject);
     });
     expect(secure.alpnProtocol).to.equal("h2");
+    return secure;
+  }
+
+  /** An HTTP/2 session to host through the sidecar (TLS with the sidecar's CA, ALPN h2). */
+  async function session(host: string, toPort = port): Promise<ClientHttp2Session> {
+    const secure = await secureTunnel(host, toPort);
     const client = http2.connect(`https://${host}:${toPort}`, { createConnection: () => secure });
     client.on("error", () => undefined);
     return client;
@@ -418,17 +424,7 @@ describe("HTTP/2 through the credential path (Node http2, curl, httpx; explicit 
 
     /** A raw HTTP/2 connection to API through the sidecar: TLS with ALPN h2, preface and SETTINGS sent. */
     async function rawH2(): Promise<tls.TLSSocket> {
-      const socket = await tunnel(API, port);
-      const secure = tls.connect({
-        socket,
-        servername: API,
-        ca: sidecar.ca.certificatePem,
-        ALPNProtocols: ["h2"],
-      });
-      await new Promise<void>((resolve, reject) => {
-        secure.once("secureConnect", resolve);
-        secure.once("error", reject);
-      });
+      const secure = await secureTunnel(API, port);
       secure.on("error", () => undefined);
       secure.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"));
       secure.write(frame(0x4, 0, 0, Buffer.alloc(0)));

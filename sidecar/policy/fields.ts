@@ -127,3 +127,27 @@ export function checkUnique(items: readonly unknown[], path: string, add: ErrorS
     add(indexPath(path, i), `duplicates ${indexPath(path, first)} (${showValue(item)}); remove one`);
   });
 }
+
+/**
+ * The object at `path` with its field names checked against `allowed`, and what a validator of
+ * its fields needs: the path of a field, a sink that counts what it reports, and that count.
+ */
+export function objectFields(
+  value: unknown,
+  path: string,
+  add: ErrorSink,
+  allowed: readonly string[],
+  hint = "",
+):
+  | { obj: Record<string, unknown>; at: (key: string) => string; report: ErrorSink; errors: () => number }
+  | undefined {
+  const obj = expectRecord(value, path, add, hint);
+  if (obj === undefined) return undefined;
+  let errors = 0;
+  const report: ErrorSink = (at, message) => {
+    errors++;
+    add(at, message);
+  };
+  checkKnownFields(obj, path, allowed, report);
+  return { obj, at: (key) => fieldPath(path, key), report, errors: () => errors };
+}

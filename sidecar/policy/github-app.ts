@@ -3,13 +3,13 @@
 // Secret) and exchanges it at POST {apiUrl}/app/installations/{installationId}/access_tokens.
 // Checked the same way in a manifest and in a pushed bundle.
 import {
-  checkKnownFields,
   describeType,
   expectArray,
   expectRecord,
   fieldPath,
   indexPath,
   type ErrorSink,
+  objectFields,
 } from "./fields.ts";
 
 export interface GitHubAppSpec {
@@ -31,15 +31,9 @@ const PERMISSION = /^[a-z_]{1,64}$/;
 
 /** `spec.githubApp` at `path` (defaults filled in), or undefined after reporting every problem. */
 export function validateGitHubApp(value: unknown, path: string, add: ErrorSink): GitHubAppSpec | undefined {
-  const obj = expectRecord(value, path, add, "; write {appId: 12345, installationId: 678}");
-  if (obj === undefined) return undefined;
-  let errors = 0;
-  const count: ErrorSink = (at, message) => {
-    errors++;
-    add(at, message);
-  };
-  checkKnownFields(obj, path, FIELDS, count);
-  const at = (key: string): string => fieldPath(path, key);
+  const fields = objectFields(value, path, add, FIELDS, "; write {appId: 12345, installationId: 678}");
+  if (fields === undefined) return undefined;
+  const { obj, at, report: count } = fields;
   let appId: string | undefined;
   if (obj.appId === undefined) count(at("appId"), "is required; the App's id (a number) or client id");
   else if (typeof obj.appId === "number" && Number.isSafeInteger(obj.appId) && obj.appId > 0)
@@ -98,7 +92,7 @@ export function validateGitHubApp(value: unknown, path: string, add: ErrorSink):
       }
     }
   }
-  if (errors > 0 || appId === undefined || installationId === undefined) return undefined;
+  if (fields.errors() > 0 || appId === undefined || installationId === undefined) return undefined;
   const spec: GitHubAppSpec = { appId, installationId, apiUrl };
   if (repositories !== undefined) spec.repositories = repositories;
   if (permissions !== undefined) spec.permissions = permissions;

@@ -10,6 +10,7 @@ import {
   fieldPath,
   indexPath,
   type ErrorSink,
+  objectFields,
 } from "./fields.ts";
 import { editableHeaderProblem } from "./header-edits.ts";
 import { dnsSubdomainProblem, secretKeyProblem } from "./names.ts";
@@ -31,15 +32,9 @@ const FIELDS = ["url", "tokenSecretRef", "timeoutMs", "cacheSeconds", "includeHe
 
 /** `hook` at `path` (defaults filled in), or undefined after reporting every problem. */
 export function validateHook(value: unknown, path: string, add: ErrorSink): HookSpec | undefined {
-  const obj = expectRecord(value, path, add, "; write {url: https://…}");
-  if (obj === undefined) return undefined;
-  let errors = 0;
-  const count: ErrorSink = (at, message) => {
-    errors++;
-    add(at, message);
-  };
-  checkKnownFields(obj, path, FIELDS, count);
-  const at = (key: string): string => fieldPath(path, key);
+  const fields = objectFields(value, path, add, FIELDS, "; write {url: https://…}");
+  if (fields === undefined) return undefined;
+  const { obj, at, report: count } = fields;
   let url: string | undefined;
   if (typeof obj.url !== "string")
     count(at("url"), `is required: the hook's https URL, got ${describeType(obj.url)}`);
@@ -100,7 +95,7 @@ export function validateHook(value: unknown, path: string, add: ErrorSink): Hook
       if (names.length === items.length) includeHeaders = names;
     }
   }
-  if (errors > 0 || url === undefined) return undefined;
+  if (fields.errors() > 0 || url === undefined) return undefined;
   const spec: HookSpec = { url, timeoutMs, cacheSeconds };
   if (tokenSecretRef !== undefined) spec.tokenSecretRef = tokenSecretRef;
   if (includeHeaders !== undefined) spec.includeHeaders = includeHeaders;

@@ -2,15 +2,7 @@
 // itself from a token endpoint (RFC 6749: the client-credentials grant, or the refresh-token
 // grant), with the client secret — and for the refresh-token grant the refresh token — read from
 // the Credential's Secret. Checked the same way in a manifest and in a pushed bundle.
-import {
-  checkKnownFields,
-  describeType,
-  expectArray,
-  expectRecord,
-  fieldPath,
-  indexPath,
-  type ErrorSink,
-} from "./fields.ts";
+import { describeType, expectArray, indexPath, type ErrorSink, objectFields } from "./fields.ts";
 import { secretKeyProblem } from "./names.ts";
 
 /** How the sidecar gets a token; compiled as written (defaults filled in). */
@@ -34,15 +26,9 @@ const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /** `spec.oauth2` at `path`, defaults filled in, or undefined after reporting every problem. */
 export function validateOAuth2(value: unknown, path: string, add: ErrorSink): OAuth2Spec | undefined {
-  const obj = expectRecord(value, path, add, "; write {tokenUrl: https://…, clientId: …}");
-  if (obj === undefined) return undefined;
-  let errors = 0;
-  const count: ErrorSink = (at, message) => {
-    errors++;
-    add(at, message);
-  };
-  checkKnownFields(obj, path, FIELDS, count);
-  const at = (key: string): string => fieldPath(path, key);
+  const fields = objectFields(value, path, add, FIELDS, "; write {tokenUrl: https://…, clientId: …}");
+  if (fields === undefined) return undefined;
+  const { obj, at, report: count } = fields;
   const text = (key: string, required: boolean): string | undefined => {
     const v = obj[key];
     if (v === undefined) {
@@ -91,7 +77,7 @@ export function validateOAuth2(value: unknown, path: string, add: ErrorSink): OA
     );
   const scopes = obj.scopes === undefined ? undefined : scopeList(obj.scopes, at("scopes"), count);
   const audience = text("audience", false);
-  if (errors > 0 || tokenUrl === undefined || clientId === undefined) return undefined;
+  if (fields.errors() > 0 || tokenUrl === undefined || clientId === undefined) return undefined;
   const spec: OAuth2Spec = {
     tokenUrl,
     clientId,
