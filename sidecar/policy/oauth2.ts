@@ -17,10 +17,21 @@ export interface OAuth2Spec {
   refreshTokenKey?: string;
   /** Absent: no scope is asked for. */
   scopes?: string[];
+  /** A refresh token the endpoint rotates is written back to the Secret (needs update on it). */
+  writeBackRefreshToken?: boolean;
   audience?: string;
 }
 
-const FIELDS = ["tokenUrl", "clientId", "clientAuth", "grant", "refreshTokenKey", "scopes", "audience"];
+const FIELDS = [
+  "tokenUrl",
+  "clientId",
+  "clientAuth",
+  "grant",
+  "refreshTokenKey",
+  "scopes",
+  "audience",
+  "writeBackRefreshToken",
+];
 /** RFC 6749 scope-token: printable ASCII but space, '"' and '\'. */
 const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
@@ -77,6 +88,20 @@ export function validateOAuth2(value: unknown, path: string, add: ErrorSink): OA
     );
   const scopes = obj.scopes === undefined ? undefined : scopeList(obj.scopes, at("scopes"), count);
   const audience = text("audience", false);
+  let writeBack = false;
+  if (obj.writeBackRefreshToken !== undefined) {
+    if (typeof obj.writeBackRefreshToken !== "boolean")
+      count(
+        at("writeBackRefreshToken"),
+        `must be true or false, got ${describeType(obj.writeBackRefreshToken)}`,
+      );
+    else if (obj.writeBackRefreshToken && grant !== "refreshToken")
+      count(
+        at("writeBackRefreshToken"),
+        "only a refreshToken grant has a refresh token to write back; remove it",
+      );
+    else writeBack = obj.writeBackRefreshToken;
+  }
   if (fields.errors() > 0 || tokenUrl === undefined || clientId === undefined) return undefined;
   const spec: OAuth2Spec = {
     tokenUrl,
@@ -85,6 +110,7 @@ export function validateOAuth2(value: unknown, path: string, add: ErrorSink): OA
     grant: grant as OAuth2Spec["grant"],
   };
   if (scopes !== undefined) spec.scopes = scopes;
+  if (writeBack) spec.writeBackRefreshToken = true;
   if (refreshTokenKey !== undefined) spec.refreshTokenKey = refreshTokenKey;
   if (audience !== undefined) spec.audience = audience;
   return spec;

@@ -101,6 +101,9 @@ export class Gate {
     this.#tokens = new MintedTokens({
       resolve: (host, port) => this.resolve(host, port),
       roots: this.upstreamRoots,
+      onRotated: (id, value) => {
+        this.#writeBack(id, value);
+      },
     });
   }
 
@@ -263,6 +266,34 @@ export class Gate {
     }
     const token = this.#tokens.oauth2(id, spec, secret, refreshToken);
     return token instanceof Promise ? token.then(settle) : settle(token);
+  }
+
+  /**
+   * Writes a rotated refresh token back to the credential's Secret when its Credential opts in
+   * (writeBackRefreshToken). A failure is logged and counted (never the value); the token stays in
+   * use from memory either way.
+   */
+  #writeBack(id: string, value: string): void {
+    const credential = this.#index?.policy.credentials[id];
+    const key = credential?.oauth2?.refreshTokenKey;
+    if (credential?.oauth2?.writeBackRefreshToken !== true || key === undefined) return;
+    const fail = (message: string): void => {
+      this.metrics.credentialErrors.inc({ credential: id, reason: "WriteBackFailed" });
+      this.log.warn({ credential: id, message }, "rotated refresh token not written back");
+    };
+    const update = this.#secrets.update?.bind(this.#secrets);
+    if (update === undefined) {
+      fail("this sidecar's Secrets cannot be written (files)");
+      return;
+    }
+    update(credential.namespace, credential.secretRef.name, key, value).then(
+      (written) => {
+        if (!written.ok) fail(written.message);
+      },
+      (err: unknown) => {
+        fail(err instanceof Error ? err.message : "error");
+      },
+    );
   }
 
   /** An awsSigV4 credential: the access key id and session token from the same Secret, then the keys. */

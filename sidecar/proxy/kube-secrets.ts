@@ -65,6 +65,34 @@ export class KubeSecrets implements SecretSource {
     return value ? { ok: true, value } : { ok: false, reason: "KeyMissing" };
   }
 
+  /**
+   * Sets `key` of Secret `namespace/name` to `value`: read, change, replace with the read's
+   * resourceVersion (one retry on a conflict). Needs `update` on that Secret; the message of a
+   * failure is the API's status, never data.
+   */
+  async update(
+    namespace: string,
+    name: string,
+    key: string,
+    value: string,
+  ): Promise<{ ok: true } | { ok: false; message: string }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const secret = await this.#api.readNamespacedSecret({ name, namespace });
+        secret.data = { ...(secret.data ?? {}), [key]: Buffer.from(value).toString("base64") };
+        await this.#api.replaceNamespacedSecret({ name, namespace, body: secret });
+        return { ok: true };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code === 409 && attempt === 0) continue;
+        return {
+          ok: false,
+          message: `the API answered ${typeof code === "number" ? String(code) : "an error"}`,
+        };
+      }
+    }
+  }
+
   #stop(watched: Watched): void {
     watched.stopped = true;
     clearTimeout(watched.retry);

@@ -18,6 +18,13 @@ export interface SecretSource {
   get(namespace: string, name: string, key: string): SecretLookup;
   /** Told which Secrets the applied policy references (sources that watch start watching them). */
   track?(refs: SecretRef[]): void;
+  /** Writes one key of a Secret (a rotated refresh token); sources that cannot, lack it. */
+  update?(
+    namespace: string,
+    name: string,
+    key: string,
+    value: string,
+  ): Promise<{ ok: true } | { ok: false; message: string }>;
 }
 
 /** Secret data as a manifest carries it, already decoded. */

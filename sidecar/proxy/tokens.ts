@@ -24,6 +24,8 @@ export interface TokenDeps {
   now?: () => number;
   /** Each exchange: the credential id and how it ended (metrics). */
   onExchange?: (credential: string, result: "ok" | "error") => void;
+  /** The endpoint rotated credential `id`'s refresh token to `value`. */
+  onRotated?: (credential: string, value: string) => void;
   timeoutMs?: number;
 }
 
@@ -45,6 +47,8 @@ interface Entry {
   failure?: { message: string; until: number };
   /** A refresh token the endpoint rotated to (used instead of the Secret's until that changes). */
   rotated?: string;
+  /** The Secret's refresh token when the entry was made (or when our write-back of `rotated` arrived). */
+  secretRefresh?: string | undefined;
 }
 
 /** What one exchange gives: a token and how long it lives, or why there is none. */
@@ -75,10 +79,20 @@ export class MintedTokens {
     refreshToken?: string,
   ): TokenResult | Promise<TokenResult> {
     // A provider that rotates refresh tokens on use invalidates the Secret's after the first
-    // exchange: the one it rotated to is used from then on (the Secret is not written).
-    return this.#mint(id, [spec, clientSecret, refreshToken ?? ""], (entry) =>
+    // exchange: the one it rotated to is used from then on. The Secret's changing to it (our own
+    // write-back arriving) keeps the token; its changing to anything else starts afresh.
+    const existing = this.#entries.get(id);
+    if (existing !== undefined) {
+      if (refreshToken !== undefined && refreshToken === existing.rotated)
+        existing.secretRefresh = refreshToken;
+      else if (refreshToken !== existing.secretRefresh) this.#entries.delete(id);
+    }
+    const result = this.#mint(id, [spec, clientSecret], (entry) =>
       this.#oauth2Exchange(spec, clientSecret, entry.rotated ?? refreshToken),
     );
+    const entry = this.#entries.get(id);
+    if (entry !== undefined && !("secretRefresh" in entry)) entry.secretRefresh = refreshToken;
+    return result;
   }
 
   /** Credential `id`'s GitHub App installation token (see #mint). */
@@ -116,7 +130,10 @@ export class MintedTokens {
       }
       current.failure = undefined;
       current.token = result.token;
-      if (result.refreshToken !== undefined) current.rotated = result.refreshToken;
+      if (result.refreshToken !== undefined) {
+        current.rotated = result.refreshToken;
+        this.#deps.onRotated?.(id, result.refreshToken);
+      }
       current.renewAt = this.#now() + result.lifetimeMs - margin(result.lifetimeMs);
       return { ok: true, token: result.token };
     });
