@@ -9,6 +9,11 @@ export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 /** Label or annotation (pod or namespace) asking for injection, and the one the webhook records. */
 export const INJECT_LABEL = "airlock.dev/inject";
 export const STATUS_ANNOTATION = "airlock.dev/status";
+/**
+ * Pod annotation asking for Credentials' placeholders as environment variables of the agent's
+ * containers: "ENV_NAME=credential-name,…" (the pod's namespace).
+ */
+export const PLACEHOLDERS_ANNOTATION = "airlock.dev/placeholders";
 
 /** Sidecar ports; every one is configurable by flag. */
 export const PORTS = {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { STATUS_ANNOTATION, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
+import { PLACEHOLDERS_ANNOTATION, STATUS_ANNOTATION, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
+import { placeholderFor } from "../../sidecar/policy/index.ts";
 import { injectPod } from "./inject.ts";
 import { TOKEN_DIR, TRUST_DIR, TRUST_ENV } from "./injected.ts";
 import { isObject, listOf, nameOf, objectOr, type JsonObject } from "./json.ts";
@@ -250,6 +251,53 @@ describe("injectPod", () => {
           .to.have.members(paths)
           .and.have.length(paths.length);
         for (const e of result.errors) expect(e.message, e.path).to.match(/; \S.*$/);
+      });
+  });
+
+  describe("placeholders (airlock.dev/placeholders)", () => {
+    const annotated = (value: unknown, namespace?: string): PodObject =>
+      pod(
+        {
+          initContainers: [{ name: "setup", image: "setup" }],
+          containers: [AGENT, { name: "tool", image: "t" }],
+        },
+        { name: "p", ...(namespace ? { namespace } : {}), annotations: { [PLACEHOLDERS_ANNOTATION]: value } },
+      );
+    const envOf = (p: JsonObject, list: string, name: string): Record<string, unknown> =>
+      Object.fromEntries(
+        listOf(container(p, list, name)["env"]).map((e) => [nameOf(e), objectOr(e)?.["value"]]),
+      );
+
+    it("sets each asked-for variable to the Credential's placeholder in every agent container, none in Airlock's", () => {
+      const out = inject(annotated("OPENAI_API_KEY=openai, GITHUB_TOKEN=github", "agents"));
+      for (const [list, name] of [
+        ["containers", "agent"],
+        ["containers", "tool"],
+        ["initContainers", "setup"],
+      ] as const)
+        expect(envOf(out, list, name)).to.include({
+          OPENAI_API_KEY: placeholderFor("agents", "openai"),
+          GITHUB_TOKEN: placeholderFor("agents", "github"),
+        });
+      expect(JSON.stringify(container(out, "initContainers", "airlock-sidecar"))).not.to.include(
+        "airlock_ph_",
+      );
+    });
+
+    it("takes the namespace from the admission request when the pod has none yet", () => {
+      const result = injectPod(annotated("KEY=openai"), config, "", "team-a");
+      if (!result.ok) throw new Error(JSON.stringify(result.errors));
+      expect(envOf(result.pod, "containers", "agent")["KEY"]).to.equal(placeholderFor("team-a", "openai"));
+    });
+
+    for (const bad of ["KEY", "1KEY=openai", "KEY=Open_AI", "KEY=a=b", 7])
+      it(`refuses ${JSON.stringify(bad)} at the annotation`, () => {
+        const result = injectPod(annotated(bad, "agents"), config);
+        expect(result.ok).to.equal(false);
+        if (!result.ok)
+          expect(result.errors.map((e) => e.path)).to.include(
+            `metadata.annotations[${PLACEHOLDERS_ANNOTATION}]`,
+          );
       });
   });
 

@@ -1,7 +1,8 @@
 // Injection as a pure function: the webhook and `airlock inject` both call injectPod, so a pod is
 // wired the same way whichever path it takes (DESIGN.md §4, STYLE.md habit 9).
 import { isDeepStrictEqual } from "node:util";
-import { STATUS_ANNOTATION, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
+import { PLACEHOLDERS_ANNOTATION, STATUS_ANNOTATION, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
+import { dnsSubdomainProblem, placeholderFor, type FieldError } from "../../sidecar/policy/index.ts";
 import {
   AIRLOCK_CONTAINERS,
   AIRLOCK_VOLUMES,
@@ -12,7 +13,16 @@ import {
   TRUST_DIR,
   TRUST_ENV,
 } from "./injected.ts";
-import { ensureList, ensureObject, isObject, listOf, nameOf, objectOr, type JsonObject } from "./json.ts";
+import {
+  ensureList,
+  ensureObject,
+  fieldPath,
+  isObject,
+  listOf,
+  nameOf,
+  objectOr,
+  type JsonObject,
+} from "./json.ts";
 import { capabilityName, refusePod } from "./refusals.ts";
 import { withoutApiServerToken } from "./token-volume.ts";
 import { INJECTED, type InjectionConfig, type InjectResult, type PodObject } from "./types.ts";
@@ -58,12 +68,24 @@ const DROPPED = ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID"] as const;
  *
  * `config` is trusted (validated by the operator flags or the CLI).
  */
-export function injectPod(original: PodObject, config: InjectionConfig, at = ""): InjectResult {
+export function injectPod(
+  original: PodObject,
+  config: InjectionConfig,
+  at = "",
+  namespace?: string,
+): InjectResult {
   const pod = withoutApiServerToken(original);
-  const injected =
-    typeof objectOr(objectOr(pod["metadata"])?.["annotations"])?.[STATUS_ANNOTATION] === "string";
+  const annotationsOf = objectOr(objectOr(pod["metadata"])?.["annotations"]);
+  const injected = typeof annotationsOf?.[STATUS_ANNOTATION] === "string";
   const errors = refusePod(pod, at, injected);
-  if (errors.length > 0) return { ok: false, errors };
+  const podNamespace = objectOr(pod["metadata"])?.["namespace"];
+  const placeholders = placeholderEnv(
+    annotationsOf?.[PLACEHOLDERS_ANNOTATION],
+    typeof podNamespace === "string" && podNamespace !== "" ? podNamespace : (namespace ?? "default"),
+    fieldPath(at, `metadata.annotations[${PLACEHOLDERS_ANNOTATION}]`),
+  );
+  if (!placeholders.ok) errors.push(placeholders.error);
+  if (errors.length > 0 || !placeholders.ok) return { ok: false, errors };
   const out = structuredClone(pod);
   const spec = ensureObject(out, "spec");
   const own = listOf(spec["initContainers"]).filter((c) => !AIRLOCK_CONTAINERS.includes(nameOf(c)));
@@ -71,7 +93,7 @@ export function injectPod(original: PodObject, config: InjectionConfig, at = "")
   const airlock = structuredClone([initContainer(config), sidecarContainer(config)]);
   spec["initContainers"] = [...airlock, ...own];
   for (const container of [...own, ...listOf(spec["containers"])])
-    if (isObject(container)) wireAgent(container);
+    if (isObject(container)) wireAgent(container, placeholders.env);
   const volumes = listOf(spec["volumes"]).filter((v) => !AIRLOCK_VOLUMES.includes(nameOf(v)));
   spec["volumes"] = [...volumes, ...structuredClone(airlockVolumes(config))];
   spec["automountServiceAccountToken"] = false;
@@ -85,9 +107,42 @@ export function injectPod(original: PodObject, config: InjectionConfig, at = "")
   return { ok: true, pod: out, changed: !isDeepStrictEqual(out, original) };
 }
 
+/**
+ * The environment variables the placeholders annotation asks for ("ENV=credential,…"), each the
+ * placeholder of that Credential in `namespace` (derived, not looked up: a Credential without
+ * placeholder: true simply never matches it), or the annotation's problem.
+ */
+function placeholderEnv(
+  value: unknown,
+  namespace: string,
+  path: string,
+): { ok: true; env: { name: string; value: string }[] } | { ok: false; error: FieldError } {
+  if (value === undefined) return { ok: true, env: [] };
+  const fail = (message: string) => ({ ok: false as const, error: { path, message } });
+  if (typeof value !== "string") return fail("must be a string such as OPENAI_API_KEY=openai");
+  const env: { name: string; value: string }[] = [];
+  for (const item of value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")) {
+    const [name = "", credential = "", ...rest] = item.split("=");
+    if (rest.length > 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      return fail(`"${item}" is not ENV_NAME=credential-name (an environment variable name, then "=")`);
+    const problem = dnsSubdomainProblem(credential);
+    if (problem !== undefined) return fail(`"${item}": the Credential name ${problem}`);
+    env.push({ name, value: placeholderFor(namespace, credential) });
+  }
+  return { ok: true, env };
+}
+
 // Each step is an upsert, so running it on a wired container changes nothing.
-function wireAgent(container: JsonObject): void {
+function wireAgent(container: JsonObject, placeholders: { name: string; value: string }[] = []): void {
   const env = ensureList(container, "env");
+  for (const wanted of placeholders) {
+    const at = env.flatMap((entry, i) => (nameOf(entry) === wanted.name ? [i] : []));
+    for (const i of at) env[i] = { ...wanted };
+    if (at.length === 0) env.push({ ...wanted });
+  }
   for (const name of TRUST_ENV) {
     const wanted = { name, value: TRUST_BUNDLE_PATH };
     const at = env.flatMap((entry, i) => (nameOf(entry) === name ? [i] : []));

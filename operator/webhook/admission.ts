@@ -37,7 +37,7 @@ export function admitInjection(request: AdmissionRequest, config: InjectionConfi
   if (!isPods(request) || request.operation !== "CREATE") return allow(request.uid);
   const pod = request.object;
   if (!isRecord(pod)) return deny(request.uid, 400, "request.object is not a Pod");
-  const result = injectPod(pod, config);
+  const result = injectPod(pod, config, "", request.namespace);
   if (!result.ok)
     return deny(request.uid, 403, `Airlock cannot make this pod safe: ${fieldErrorsMessage(result.errors)}`);
   const operations = podPatch(pod, result.pod);

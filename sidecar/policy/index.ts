@@ -37,6 +37,7 @@ export type { OAuth2Spec } from "./oauth2.ts";
 export type { GitHubAppSpec } from "./github-app.ts";
 export type { HookSpec } from "./hook.ts";
 export { placeholderFor } from "./placeholder.ts";
+export { dnsSubdomainProblem } from "./names.ts";
 export { awsScopeOf, SIGV4_HEADERS } from "./aws-sigv4.ts";
 export { credentialOwnedHeaders, editableHeaderProblem } from "./header-edits.ts";
 export { nameReachable } from "./reachable.ts";
