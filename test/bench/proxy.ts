@@ -6,8 +6,8 @@
 // squid-openssl with ssl-bump + request_header_add for the inject arms. Load: wrk (one thread, 50
 // connections) for plain HTTP, hey (50 connections, keep-alive or a new connection per request)
 // for TLS, hey -c 1 for sequential latency. CPUs are pinned with taskset: the load generator and
-// the origin on CPU 0, each proxy alone on CPU 1. The sidecar's VmRSS is read idle and after each
-// of its arms. Everything listens on loopback only; nothing is installed (the script says what to
+// the origin on CPU 0, each proxy alone on CPU 1. The sidecar runs as the image runs it (its
+// TypeScript stripped to JavaScript beforehand); its VmRSS is read idle and after each of its arms. Everything listens on loopback only; nothing is installed (the script says what to
 // install when a peer is missing).
 //
 //   node test/bench/proxy.ts [--quick] [--seconds N] [--soak MINUTES] [--baseline DIR] [--no-record]
@@ -338,7 +338,23 @@ stringData: {token: ${SECRET}}
   return path;
 }
 
+/**
+ * The sidecar as the image runs it: a copy of `root`'s bin/ and sidecar/ with the TypeScript
+ * stripped to JavaScript ahead of time (image/strip-types.ts), so that Node's stripper (about
+ * 20 MiB resident) is not in the measured process. node_modules is linked, not copied.
+ */
+function strippedCopy(root: string, dir: string, name: string): string {
+  const copy = join(dir, `${name}-js`);
+  mkdirSync(copy, { recursive: true });
+  mustRun(
+    `cp -r ${root}/bin ${root}/sidecar ${root}/package.json ${copy}/ && ln -s ${root}/node_modules ${copy}/node_modules`,
+  );
+  mustRun(`${process.execPath} ${join(ROOT, "image/strip-types.ts")} ${copy}/sidecar 2>&1`);
+  return copy;
+}
+
 async function startAirlock(name: string, root: string, dir: string): Promise<Proc> {
+  const runnable = strippedCopy(root, dir, name);
   const port = await freePort();
   const args = [
     ...["run", "--policy", writePolicy(dir), "--listen", `127.0.0.1:${port}`, "--metrics", "127.0.0.1:0"],
@@ -356,7 +372,7 @@ async function startAirlock(name: string, root: string, dir: string): Promise<Pr
   ];
   // The audit log (one JSON line per request) goes to /dev/null: written, as in production, not read.
   // The V8 heap bounds every injected sidecar runs with (operator/inject/injected.ts).
-  return start(name, PROXY_CPU, join(root, "bin/airlock"), args, port, {
+  return start(name, PROXY_CPU, join(runnable, "bin/airlock"), args, port, {
     NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} ${process.env.BENCH_AIRLOCK_NODE_OPTIONS ?? ""}`.trim(),
   });
 }
