@@ -39,6 +39,12 @@ export type { HookSpec } from "./hook.ts";
 export { placeholderFor } from "./placeholder.ts";
 export { dnsSubdomainProblem } from "./names.ts";
 export { awsScopeOf, SIGV4_HEADERS } from "./aws-sigv4.ts";
-export { credentialOwnedHeaders, editableHeaderProblem } from "./header-edits.ts";
+export {
+  credentialOwnedHeaders,
+  editableHeaderProblem,
+  lowerNames,
+  validateRemoveHeaders,
+  validateSetHeaders,
+} from "./header-edits.ts";
 export { nameReachable } from "./reachable.ts";
 export { sha256Hex } from "./sha256.ts";

@@ -216,51 +216,47 @@ export class Boundary {
         res.stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
+      // Refused before any decision: answered, then recorded as for any request.
+      const refuse = (verdict: Verdict, answer: () => void): void => {
+        answer();
+        this.gate.record(verdict, {
+          entry: ctx.entry,
+          host: ctx.bound?.host ?? "",
+          port: ctx.bound?.port ?? 0,
+          method: req.method,
+          client: ctx.client,
+        });
+      };
+      const response = res as unknown as ServerResponse;
       if (req.method === "CONNECT") {
         const verdict = blockVerdict(
           "UnsupportedProtocol",
           "CONNECT inside HTTP/2 (and WebSocket over HTTP/2, RFC 8441) is refused; open WebSocket over HTTP/1.1",
         );
-        sendBlock(res as unknown as ServerResponse, verdict, ctx.bound?.host);
-        this.gate.record(verdict, {
-          entry: ctx.entry,
-          host: ctx.bound?.host ?? "",
-          port: ctx.bound?.port ?? 0,
-          method: "CONNECT",
-          client: ctx.client,
+        refuse(verdict, () => {
+          sendBlock(response, verdict, ctx.bound?.host);
         });
         return;
       }
       const size = headerListSize(req.rawHeaders);
       if (size > this.#limits.maxHeaderSize) {
         // Node's HTTP/2 advertises the limit but enforces only its own (64 KiB): held here.
-        sendAnswer(res as unknown as ServerResponse, clientErrorAnswer("HPE_HEADER_OVERFLOW"));
-        this.gate.record(
-          blockVerdict(
-            "InvalidRequest",
-            `header list of ${size} bytes is over the ${this.#limits.maxHeaderSize}-byte limit`,
-          ),
-          {
-            entry: ctx.entry,
-            host: ctx.bound?.host ?? "",
-            port: ctx.bound?.port ?? 0,
-            method: req.method,
-            client: ctx.client,
-          },
+        const verdict = blockVerdict(
+          "InvalidRequest",
+          `header list of ${size} bytes is over the ${this.#limits.maxHeaderSize}-byte limit`,
         );
+        refuse(verdict, () => {
+          sendAnswer(response, clientErrorAnswer("HPE_HEADER_OVERFLOW"));
+        });
         return;
       }
       // Each stream is a request of its own; the connection's limits bound how many run at once.
-      handleRequest(
-        this.gate,
-        this.upstreams,
-        req as unknown as IncomingMessage,
-        res as unknown as ServerResponse,
-        ctx,
-      ).catch((err: unknown) => {
-        this.gate.log.error({ err: String(err) }, "request handler failed");
-        res.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
-      });
+      handleRequest(this.gate, this.upstreams, req as unknown as IncomingMessage, response, ctx).catch(
+        (err: unknown) => {
+          this.gate.log.error({ err: String(err) }, "request handler failed");
+          res.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+        },
+      );
     });
     return server;
   }

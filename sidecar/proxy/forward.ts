@@ -3,8 +3,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
-import { canonicalHost, normalizePath } from "../policy/index.ts";
-import { awsScopeOf, type HeaderEdits, type RequestFacts } from "../policy/index.ts";
+import {
+  awsScopeOf,
+  canonicalHost,
+  normalizePath,
+  type HeaderEdits,
+  type RequestFacts,
+} from "../policy/index.ts";
 import type { AuditRecord } from "../observe/audit.ts";
 import type { CredentialResult, Gate } from "./gate.ts";
 import type { PreparedInjection } from "./inject.ts";

@@ -24,7 +24,6 @@ import { prepareInjection, prepareSigV4, unsafeValueReason, type PreparedInjecti
 import type { Resolver, ResolveResult } from "./resolve.ts";
 import type { SecretFailure, SecretSource } from "./secrets.ts";
 import { DecisionHooks } from "./hooks.ts";
-
 import { MintedTokens, type TokenResult } from "./tokens.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
 
@@ -48,10 +47,12 @@ export interface GateOptions {
  * Why a credential could not be attached: the `reason` label of airlock_credential_errors_total
  * (stable). NotCompiled: not in the loaded policy; SecretMissing, KeyMissing: see SecretFailure;
  * InvalidValue: the value would split the request (unsafeValueReason); TokenUnavailable: an OAuth2
- * token endpoint gave no token (tokens.ts). The verdict's reason is
+ * token endpoint gave no token (tokens.ts); WriteBackFailed: a rotated refresh token could not be
+ * written to its Secret (counted only; the request is not refused). The verdict's reason is
  * CredentialUnavailable for each.
  */
-export type CredentialFailure = "NotCompiled" | SecretFailure | "InvalidValue" | "TokenUnavailable";
+export type CredentialFailure =
+  "NotCompiled" | SecretFailure | "InvalidValue" | "TokenUnavailable" | "WriteBackFailed";
 
 /** A credential ready to attach, or the block verdict that replaces it. */
 export type CredentialResult =
@@ -221,10 +222,8 @@ export class Gate {
    */
   credential(id: string): CredentialResult | Promise<CredentialResult> {
     const credential = this.#index?.policy.credentials[id];
-    const fail = (reason: CredentialFailure, message: string): CredentialResult => {
-      this.metrics.credentialErrors.inc({ credential: id, reason });
-      return { ok: false, verdict: { ...blockVerdict("CredentialUnavailable", message), credential: id } };
-    };
+    const fail = (reason: CredentialFailure, message: string): CredentialResult =>
+      this.#refuse(id, reason, message);
     if (!credential) return fail("NotCompiled", `credential ${id} is not in the loaded policy`);
     const lookup = this.#secrets.get(
       credential.namespace,
@@ -239,7 +238,7 @@ export class Gate {
           : `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${credential.secretRef.key}" for credential ${id}`,
       );
     const secret = lookup.value.toString("utf8");
-    if (credential.injection.kind === "awsSigV4") return this.#sigV4(credential, secret, fail);
+    if (credential.injection.kind === "awsSigV4") return this.#sigV4(credential, secret);
     const settle = (token: TokenResult): CredentialResult =>
       token.ok
         ? this.#prepare(credential, token.token)
@@ -250,20 +249,9 @@ export class Gate {
     }
     if (credential.oauth2 === undefined) return this.#prepare(credential, secret);
     const spec = credential.oauth2;
-    let refreshToken: string | undefined;
-    if (spec.refreshTokenKey !== undefined) {
-      const refresh = this.#secrets.get(
-        credential.namespace,
-        credential.secretRef.name,
-        spec.refreshTokenKey,
-      );
-      if (!refresh.ok)
-        return fail(
-          refresh.reason,
-          `Secret ${credential.namespace}/${credential.secretRef.name} has no key "${spec.refreshTokenKey}" (the refresh token) for credential ${id}`,
-        );
-      refreshToken = refresh.value.toString("utf8");
-    }
+    const refreshToken =
+      spec.refreshTokenKey === undefined ? undefined : this.#secretKey(credential, spec.refreshTokenKey);
+    if (refreshToken !== undefined && typeof refreshToken !== "string") return refreshToken;
     const token = this.#tokens.oauth2(id, spec, secret, refreshToken);
     return token instanceof Promise ? token.then(settle) : settle(token);
   }
@@ -278,7 +266,8 @@ export class Gate {
     const key = credential?.oauth2?.refreshTokenKey;
     if (credential?.oauth2?.writeBackRefreshToken !== true || key === undefined) return;
     const fail = (message: string): void => {
-      this.metrics.credentialErrors.inc({ credential: id, reason: "WriteBackFailed" });
+      const reason: CredentialFailure = "WriteBackFailed";
+      this.metrics.credentialErrors.inc({ credential: id, reason });
       this.log.warn({ credential: id, message }, "rotated refresh token not written back");
     };
     const update = this.#secrets.update?.bind(this.#secrets);
@@ -296,19 +285,33 @@ export class Gate {
     );
   }
 
+  /** Blocks with CredentialUnavailable for `reason` (counted; the message never holds a value). */
+  #refuse(id: string, reason: CredentialFailure, message: string): CredentialResult {
+    this.metrics.credentialErrors.inc({ credential: id, reason });
+    return { ok: false, verdict: { ...blockVerdict("CredentialUnavailable", message), credential: id } };
+  }
+
+  /** Another key of the credential's Secret (a refresh token, an access key id), or the refusal. */
+  #secretKey(credential: CompiledCredential, key: string): string | CredentialResult {
+    const { id, namespace, secretRef } = credential;
+    const got = this.#secrets.get(namespace, secretRef.name, key);
+    return got.ok
+      ? got.value.toString("utf8")
+      : this.#refuse(
+          id,
+          got.reason,
+          `Secret ${namespace}/${secretRef.name} has no key "${key}" for credential ${id}`,
+        );
+  }
+
   /** An awsSigV4 credential: the access key id and session token from the same Secret, then the keys. */
-  #sigV4(
-    credential: CompiledCredential,
-    secretAccessKey: string,
-    fail: (reason: CredentialFailure, message: string) => CredentialResult,
-  ): CredentialResult {
-    const { id, namespace, secretRef, injection } = credential;
-    if (injection.kind !== "awsSigV4") return fail("NotCompiled", `credential ${id} does not sign`);
+  #sigV4(credential: CompiledCredential, secretAccessKey: string): CredentialResult {
+    const { id, injection } = credential;
+    if (injection.kind !== "awsSigV4")
+      return this.#refuse(id, "NotCompiled", `credential ${id} does not sign`);
     const read = (key: string): string | CredentialResult => {
-      const got = this.#secrets.get(namespace, secretRef.name, key);
-      return got.ok
-        ? got.value.toString("utf8").trim()
-        : fail(got.reason, `Secret ${namespace}/${secretRef.name} has no key "${key}" for credential ${id}`);
+      const got = this.#secretKey(credential, key);
+      return typeof got === "string" ? got.trim() : got;
     };
     const accessKeyId = read(injection.accessKeyIdKey);
     if (typeof accessKeyId !== "string") return accessKeyId;
@@ -318,7 +321,8 @@ export class Gate {
     const value = `${accessKeyId}\n${secretAccessKey}\n${sessionToken ?? ""}`;
     for (const part of [accessKeyId, secretAccessKey, ...(sessionToken ? [sessionToken] : [])]) {
       const unsafe = unsafeValueReason(part);
-      if (unsafe !== undefined) return fail("InvalidValue", `credential ${id} cannot sign: ${unsafe}`);
+      if (unsafe !== undefined)
+        return this.#refuse(id, "InvalidValue", `credential ${id} cannot sign: ${unsafe}`);
     }
     const cached = this.#prepared.get(id);
     if (cached?.value === value && cached.credential === credential)
@@ -336,16 +340,8 @@ export class Gate {
   #prepare(credential: CompiledCredential, value: string): CredentialResult {
     const { id } = credential;
     const unsafe = unsafeValueReason(value);
-    if (unsafe !== undefined) {
-      this.metrics.credentialErrors.inc({ credential: id, reason: "InvalidValue" });
-      return {
-        ok: false,
-        verdict: {
-          ...blockVerdict("CredentialUnavailable", `credential ${id} cannot be sent: ${unsafe}`),
-          credential: id,
-        },
-      };
-    }
+    if (unsafe !== undefined)
+      return this.#refuse(id, "InvalidValue", `credential ${id} cannot be sent: ${unsafe}`);
     const cached = this.#prepared.get(id);
     if (cached?.value === value && cached.credential === credential)
       return { ok: true, credential, injection: cached.injection };

@@ -111,12 +111,18 @@ export function isH2Request(req: IncomingMessage | Http2ServerRequest): req is H
   return req.httpVersionMajor === 2;
 }
 
+/** Each HTTP/2 request's line, built once. */
+const lines = new WeakMap<Http2ServerRequest, RequestLine>();
+
 /**
  * An HTTP/2 request's addressing as HTTP/1.1 would carry it: its path, and its headers with
  * :authority as Host and the other pseudo-headers left out. A request with both :authority and a
  * Host header that differ keeps both, and is refused as having two Host headers.
  */
 export function h2RequestLine(req: Http2ServerRequest): RequestLine {
+  // Asked for by each step of one request (its target, hook, placeholders, outgoing headers).
+  const known = lines.get(req);
+  if (known !== undefined) return known;
   const raw = req.rawHeaders;
   const out: string[] = [];
   let authority: string | undefined;
@@ -132,7 +138,9 @@ export function h2RequestLine(req: Http2ServerRequest): RequestLine {
     }
   }
   if (authority !== undefined && authority !== host) out.unshift("host", authority);
-  return { url: req.url, rawHeaders: out };
+  const line = { url: req.url, rawHeaders: out };
+  lines.set(req, line);
+  return line;
 }
 
 /** A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): name and value octets, plus 32 each. */

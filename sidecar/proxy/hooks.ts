@@ -5,7 +5,12 @@
 // is not that, an edit it may not make — blocks the request (fail closed). Answers may be reused
 // for the same facts for the rule's cacheSeconds.
 import type { CompiledCredential, HeaderEdits, HookSpec, RequestFacts } from "../policy/index.ts";
-import { credentialOwnedHeaders, editableHeaderProblem } from "../policy/index.ts";
+import {
+  credentialOwnedHeaders,
+  lowerNames,
+  validateRemoveHeaders,
+  validateSetHeaders,
+} from "../policy/index.ts";
 import { post, type PostDeps } from "./post.ts";
 import type { SecretSource } from "./secrets.ts";
 import { blockVerdict, type Verdict } from "./verdict.ts";
@@ -130,54 +135,32 @@ export class DecisionHooks {
   }
 }
 
-/** True when `text` holds a control character other than HTAB. */
-function hasControl(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
-  }
-  return false;
-}
-
 /** At most 200 printable ASCII characters of a hook's reason. */
 function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, "").slice(0, 200);
 }
 
-/** The edits of an allowing answer, or why one cannot be made (string). */
+/**
+ * The edits of an allowing answer, checked by the same rules as a rule's own setHeaders and
+ * removeHeaders and kept off what the credential owns, or why one cannot be made (string).
+ */
 function hookEdits(
   reply: { setHeaders?: unknown; removeHeaders?: unknown },
   credential: CompiledCredential | undefined,
 ): HeaderEdits | string | undefined {
   if (reply.setHeaders === undefined && reply.removeHeaders === undefined) return undefined;
-  const owned = credential ? credentialOwnedHeaders(credential.injection) : new Map<string, string>();
-  const check = (name: unknown): string | undefined => {
-    if (typeof name !== "string") return "a header name that is not a string";
-    const problem = editableHeaderProblem(name);
-    if (problem !== undefined) return problem;
-    return owned.has(name.toLowerCase()) ? `${name} belongs to the credential` : undefined;
+  let problem: string | undefined;
+  const note = (at: string, message: string): void => {
+    problem ??= `${at}: ${message}`;
   };
-  const set: HeaderEdits["set"] = [];
-  const remove: string[] = [];
-  if (reply.setHeaders !== undefined) {
-    if (!Array.isArray(reply.setHeaders) || reply.setHeaders.length > 32)
-      return "setHeaders is not a list of at most 32";
-    for (const entry of reply.setHeaders as { name?: unknown; value?: unknown }[]) {
-      const problem = check(entry.name);
-      if (problem !== undefined) return problem;
-      if (typeof entry.value !== "string" || entry.value.length > 4096 || hasControl(entry.value))
-        return `the value of ${String(entry.name)} (a string of at most 4096 characters, no control characters)`;
-      set.push({ name: entry.name as string, value: entry.value });
-    }
-  }
-  if (reply.removeHeaders !== undefined) {
-    if (!Array.isArray(reply.removeHeaders) || reply.removeHeaders.length > 32)
-      return "removeHeaders is not a list of at most 32";
-    for (const name of reply.removeHeaders as unknown[]) {
-      const problem = check(name);
-      if (problem !== undefined) return problem;
-      remove.push((name as string).toLowerCase());
-    }
-  }
-  return { set, remove };
+  const set = reply.setHeaders === undefined ? [] : validateSetHeaders(reply.setHeaders, "setHeaders", note);
+  const remove =
+    reply.removeHeaders === undefined
+      ? []
+      : validateRemoveHeaders(reply.removeHeaders, "removeHeaders", note);
+  if (set === undefined || remove === undefined) return problem ?? "edits that are not valid";
+  const owned = credential ? credentialOwnedHeaders(credential.injection) : new Map<string, string>();
+  const taken = [...set.map(({ name }) => name), ...remove].find((name) => owned.has(name.toLowerCase()));
+  if (taken !== undefined) return `${taken} belongs to the credential`;
+  return { set, remove: lowerNames(remove) };
 }

@@ -2,6 +2,7 @@
 // it resolved and checked itself (the same address rules as any upstream), over TLS verified
 // against the sidecar's roots for the URL's name, within a deadline, reading at most 64 KiB back.
 import https from "node:https";
+import { isIP } from "node:net";
 import type { ResolveResult } from "./resolve.ts";
 
 /** What a POST needs from the sidecar. */
@@ -49,7 +50,8 @@ export async function post(
         path: `${url.pathname}${url.search}`,
         headers: { ...headers, host: url.host, "content-length": Buffer.byteLength(body) },
         ca: deps.roots,
-        ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+        // An IP literal is verified as the address it is (TLS sends no SNI for it).
+        ...(isIP(host) === 0 ? { servername: host } : {}),
         agent: false,
       },
       (res) => {
