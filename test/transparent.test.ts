@@ -364,7 +364,7 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     ]);
     expect(steered.stdout).to.match(/\n200$/);
     const mismatch = await curl(["-H", "Host: registry.example.test", "https://api.example.test/x"]);
-    expect(mismatch.stdout).to.match(/HostMismatch[\s\S]*\n403$/);
+    expect(mismatch.stdout, mismatch.stderr).to.match(/HostMismatch[\s\S]*\n403$/);
     const got = await recordsBeforeBarrier(before);
     expect(got.map((r) => `${r.address} ${r.url ?? ""}`)).to.deep.equal(["10.77.1.10 /steer"]);
   });
@@ -404,6 +404,35 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
     expect(denied.code).to.not.equal(0);
     expect(dnsLog()).to.include("api.example.test");
     expect(dnsLog()).not.to.include("leak-token-123");
+  });
+
+  // The sidecar and the agents both send DNS from the pod's address to the resolver's port 53;
+  // without separate conntrack zones, a reused source port makes one follow the other's entry.
+  it("DNS: a source port the sidecar just used still reaches the sidecar, and one an agent just used still reaches the resolver", async function () {
+    const port = () => String(40000 + Math.floor(Math.random() * 20000));
+    const query = (uid: number, name: string, from: string) =>
+      run(pw.asUser(uid, ["python3", "-c", DNS_QUERY, pw.worldIp, name, from]), agentEnv());
+    const p = port();
+    // The sidecar's lookup leaves an un-NATed entry for p; the agent's query from p is still captured.
+    expect((await query(SIDECAR, "api.example.test", p)).stdout.trim()).to.equal("rcode=0");
+    const agentQuery = await query(AGENT, "zones-agent.evil.example.test", p);
+    expect(agentQuery.stdout.trim(), agentQuery.stderr).to.equal("rcode=3");
+    expect(dnsLog()).not.to.include("zones-agent");
+    const q = port();
+    // The agent's redirected entry for q does not capture the sidecar's own query from q: the
+    // world's resolver answers evil.example.test, which the sidecar would have refused (NXDOMAIN).
+    expect((await query(AGENT, "zones-first.evil.example.test", q)).stdout.trim()).to.equal("rcode=3");
+    const sidecarQuery = await query(SIDECAR, "evil.example.test", q);
+    expect(sidecarQuery.stdout.trim(), sidecarQuery.stderr).to.equal("rcode=0");
+  });
+
+  it("DNS: 600 lookups from 8 agent threads, each answered (A and AAAA in parallel, as glibc asks)", async function () {
+    const res = await run(
+      pw.asUser(AGENT, ["python3", "-c", PY_LOOKUPS, "api.example.test", "600", "8"]),
+      agentEnv(),
+      60_000,
+    );
+    expect(res.stdout.trim(), res.stderr).to.equal("600 answered, 0 failed");
   });
 
   it("the control port is closed to the agent, also with the sidecar's GID as a supplementary group", async function () {
@@ -464,14 +493,27 @@ describe("transparent capture (root, netns): agents that ignore proxy settings",
   });
 });
 
-/** A raw DNS A query over UDP to argv[1]:53 for argv[2]; prints the response code. */
+/** A raw DNS A query over UDP to argv[1]:53 for argv[2] (from port argv[3], if given); prints the response code. */
 const DNS_QUERY = `import socket,struct,sys
 q=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(p)])+p.encode() for p in sys.argv[2].split('.'))+b'\\x00'+struct.pack('>HH',1,1)
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);s.sendto(q,(sys.argv[1],53))
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3)
+if len(sys.argv)>3: s.bind(('',int(sys.argv[3])))
+s.sendto(q,(sys.argv[1],53))
 try:
   r,_=s.recvfrom(4096);print('rcode=%d'%(r[3]&15))
 except socket.timeout:
   print('timeout')`;
+
+/** argv[2] getaddrinfo lookups of argv[1] on argv[3] threads; prints how many were answered. */
+const PY_LOOKUPS = `import socket,sys,concurrent.futures as cf
+def one(_):
+  try:
+    return bool(socket.getaddrinfo(sys.argv[1],443,type=socket.SOCK_STREAM))
+  except OSError:
+    return False
+with cf.ThreadPoolExecutor(int(sys.argv[3])) as ex:
+  got=list(ex.map(one,range(int(sys.argv[2]))))
+print('%d answered, %d failed'%(got.count(True),got.count(False)))`;
 
 /** GET argv[1] with urllib; prints the status, or "error" when no HTTP answer came. */
 const PY_GET = `import sys,urllib.request,urllib.error

@@ -196,8 +196,9 @@ describe("capture (root, netns): airlock init in a real network namespace", func
     expect(r.stderr).to.match(/^airlock init: every uid but 15000 captured/);
     for (const family of FAMILIES) {
       const lines = await ours(family);
-      expect(lines.filter((l) => l.startsWith("-A OUTPUT"))).to.have.length(2); // filter and nat
+      expect(lines.filter((l) => l.startsWith("-A OUTPUT"))).to.have.length(3); // filter, nat, raw
       expect(lines.filter((l) => l.startsWith("-A INPUT"))).to.have.length(1);
+      expect(lines.filter((l) => l.startsWith("-A PREROUTING"))).to.have.length(1); // raw
       expect(lines.join("\n")).to.include("--uid-owner 0-14999").and.include("--uid-owner 15001-4294967294");
     }
     expect((await ours("ipv4")).join("\n")).to.include("--to-destination 127.0.1.187:15001");

@@ -36,7 +36,7 @@ export const DEFAULT_BINARIES: CaptureBinaries = {
 export type ApplyResult = { ok: true; families: Family[]; rules: number } | { ok: false; error: string };
 
 type FamilyListing = Record<Table, TableListing>;
-const TABLES: readonly Table[] = ["filter", "nat"];
+const TABLES: readonly Table[] = ["filter", "nat", "raw"];
 
 /**
  * Applies the rules of every captured family with `*-restore --noflush`, then lists the tables
@@ -75,7 +75,7 @@ export async function applyCapture(
   for (const family of families) {
     const hooks = before[family];
     const existing = {
-      [family]: { filter: hookRules(hooks?.filter ?? empty()), nat: hookRules(hooks?.nat ?? empty()) },
+      [family]: Object.fromEntries(TABLES.map((table) => [table, hookRules(hooks?.[table] ?? empty())])),
     };
     const input = captureRules(settings, existing)[family];
     const restore = family === "ipv4" ? binaries.iptablesRestore : binaries.ip6tablesRestore;
@@ -144,7 +144,7 @@ async function listFamily(
   binaries: CaptureBinaries,
 ): Promise<{ ok: true; value: FamilyListing } | { ok: false; error: string }> {
   const bin = family === "ipv4" ? binaries.iptables : binaries.ip6tables;
-  const value: FamilyListing = { filter: empty(), nat: empty() };
+  const value: FamilyListing = { filter: empty(), nat: empty(), raw: empty() };
   for (const table of TABLES) {
     const result = await run(bin, ["-w", "-t", table, "-S"]);
     if (result.code !== 0)

@@ -33,11 +33,25 @@ export interface CaptureOptionError {
 
 /** The IP families and tables Airlock writes to. */
 export type Family = "ipv4" | "ipv6";
-export type Table = "filter" | "nat";
+export type Table = "filter" | "nat" | "raw";
 
 /** Our chains. Anything named `AIRLOCK_*` is ours: rollback removes it and jumps into it. */
 export const CHAIN_PREFIX = "AIRLOCK_";
-export const CHAINS = { output: "AIRLOCK_OUTPUT", agent: "AIRLOCK_AGENT", input: "AIRLOCK_INPUT" } as const;
+export const CHAINS = {
+  output: "AIRLOCK_OUTPUT",
+  agent: "AIRLOCK_AGENT",
+  input: "AIRLOCK_INPUT",
+  prerouting: "AIRLOCK_PREROUTING",
+} as const;
+
+/**
+ * Conntrack zones that keep the sidecar's DNS flows apart from the agents' (raw table). Both send
+ * UDP from the pod's address to the same resolver and port 53, so a sidecar query and an agent
+ * query that happen to use the same source port within conntrack's UDP timeout share one
+ * 5-tuple: the later packet follows the earlier entry's NAT, sending the agent's query past the
+ * sidecar (then dropped) or the sidecar's own query back to itself. In separate zones they never meet.
+ */
+export const CONNTRACK_ZONES = { sidecarDns: 1, agentDns: 2 } as const;
 
 /** The highest real UID (uid_t -1 means "no UID"). */
 const MAX_UID = 4294967294;
@@ -52,7 +66,7 @@ export interface CaptureRule {
 
 /** A built-in chain's single jump into one of ours. */
 export interface CaptureHook {
-  builtin: "OUTPUT" | "INPUT";
+  builtin: "OUTPUT" | "INPUT" | "PREROUTING";
   chain: string;
   comment: string;
 }
@@ -114,7 +128,10 @@ function isPort(port: number): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535;
 }
 
-/** Our tables for one family, filter first: if the nat commit then fails, agents are cut off, not open. */
+/**
+ * Our tables for one family, filter first: if the nat commit then fails, agents are cut off, not
+ * open. Raw comes last: it only separates DNS flows into conntrack zones (CONNTRACK_ZONES).
+ */
 // eslint-disable-next-line max-lines-per-function -- a declarative table of rules, read top to bottom
 export function captureTables(settings: CaptureSettings, family: Family): TableRules[] {
   const s = settings;
@@ -208,7 +225,49 @@ export function captureTables(settings: CaptureSettings, family: Family): TableR
       rule(agent, "-p tcp", "other TCP: original port unknown, blocked", `REDIRECT --to-ports ${tp}`),
     ],
   };
-  return [filter, nat];
+  // Zones are set before conntrack looks a packet up. A looped-back packet keeps the entry it got
+  // on the way out (the CT target leaves it alone), so only the resolver's answers need PREROUTING.
+  const zone = (id: number): string => `CT --zone ${id}`;
+  const { sidecarDns, agentDns } = CONNTRACK_ZONES;
+  const raw: TableRules = {
+    table: "raw",
+    chains: [output, CHAINS.prerouting],
+    hooks: [
+      { builtin: "OUTPUT", chain: output, comment: "airlock: DNS flows in their own conntrack zones" },
+      { builtin: "PREROUTING", chain: CHAINS.prerouting, comment: "airlock: answers to the sidecar's DNS" },
+    ],
+    rules: [
+      rule(
+        output,
+        `-m owner --uid-owner ${s.sidecarUid} -p udp --dport 53`,
+        "the sidecar's DNS queries: zone of their own",
+        zone(sidecarDns),
+      ),
+      rule(
+        output,
+        `-m owner --uid-owner ${s.sidecarUid} -p udp --sport ${dns}`,
+        "the sidecar's DNS answers: the agents' zone",
+        zone(agentDns),
+      ),
+      ...agentUids.map((range) =>
+        rule(
+          output,
+          `-m owner --uid-owner ${range} -p udp --dport 53`,
+          `agent DNS (uids ${range})`,
+          zone(agentDns),
+        ),
+      ),
+      // After the agents' rule: a resolver in the pod itself answers the sidecar from port 53.
+      rule(output, "-p udp --sport 53", "a resolver in the pod answering the sidecar", zone(sidecarDns)),
+      rule(
+        CHAINS.prerouting,
+        "-p udp --sport 53",
+        "resolvers' answers: the sidecar's zone",
+        zone(sidecarDns),
+      ),
+    ],
+  };
+  return [filter, nat, raw];
 }
 
 /**
@@ -253,7 +312,7 @@ function commentArgs(comment: string): string[] {
  * chains: hooks first, so no packet ever meets a half-emptied chain. [] when there is nothing.
  */
 export function removalCommands(listings: Partial<Record<Table, TableListing>>): string[][] {
-  const tables = (["filter", "nat"] as const).flatMap((table) => {
+  const tables = (["filter", "nat", "raw"] as const).flatMap((table) => {
     const listing = listings[table];
     return listing ? [{ table, listing }] : [];
   });

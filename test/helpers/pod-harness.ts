@@ -145,7 +145,7 @@ export class PodHarness {
   }
 
   /**
-   * Starts dnsmasq in the world on `listen`, answering each `[name, ip]` of `addresses`; with
+   * Starts dnsmasq in the world on `listen`, authoritative for each `[name, ip]` of `addresses`; with
    * `log`, every query goes to dnsmasq.log in the scratch folder (read it with dnsLog()).
    */
   async startDnsmasq(listen: string, addresses: [string, string][], log = true): Promise<Background> {
@@ -156,7 +156,9 @@ export class PodHarness {
         "--user=root",
         `--pid-file=${join(this.pw.dir, "dnsmasq.pid")}`,
         ...(log ? ["--log-queries", `--log-facility=${join(this.pw.dir, "dnsmasq.log")}`] : []),
-        ...addresses.map(([name, ip]) => `--address=/${name}/${ip}`),
+        // Authoritative records, as a cluster's resolver has them: AAAA of a name with only an A
+        // record answers NODATA (--address=/name/ip would answer REFUSED, without a resolver behind).
+        ...addresses.flatMap(([name, ip]) => [`--host-record=${name},${ip}`, `--local=/${name}/`]),
       ]),
     );
   }
