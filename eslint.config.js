@@ -26,6 +26,14 @@ const OPERATOR_SIDECAR_SURFACE = {
     "architecture: the operator imports from sidecar/ only policy/index.ts, control/bundle.ts, constants.ts, process/, tls/der.ts, tls/x509.ts and net/address.ts",
 };
 
+// node:http by value only through sidecar/process/http.ts (it says why: memory).
+const HTTP_THROUGH_GETBUILTIN = {
+  name: "node:http",
+  allowTypeImports: true,
+  message:
+    "memory: an ESM import of node:http loads Node's bundled undici; use { http } from sidecar/process/http.ts (type imports are fine)",
+};
+
 // Imported by both sides, so importing neither (sidecar/process, sidecar/tls/der.ts and x509.ts).
 const NEUTRAL = {
   group: ["../*", "**/sidecar/**", "**/operator/**"],
@@ -64,7 +72,12 @@ export default tseslint.config(
   {
     files: ["sidecar/**/*.ts"],
     ignores: TESTS,
-    rules: { "no-restricted-imports": ["error", { patterns: [SIDECAR_NOT_OPERATOR, POLICY_THROUGH_INDEX] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { paths: [HTTP_THROUGH_GETBUILTIN], patterns: [SIDECAR_NOT_OPERATOR, POLICY_THROUGH_INDEX] },
+      ],
+    },
   },
   {
     // The pure policy core must not touch I/O: keep sockets, files and clients out of it.
@@ -90,13 +103,18 @@ export default tseslint.config(
     // shares with the CA.
     files: ["sidecar/process/**/*.ts", "sidecar/tls/der.ts", "sidecar/tls/x509.ts", "sidecar/net/address.ts"],
     ignores: TESTS,
-    rules: { "no-restricted-imports": ["error", { patterns: [NEUTRAL] }] },
+    rules: { "no-restricted-imports": ["error", { paths: [HTTP_THROUGH_GETBUILTIN], patterns: [NEUTRAL] }] },
   },
   {
     // The rest of sidecar/tls is not neutral: the encoder and builder reach only each other.
     files: ["sidecar/tls/der.ts", "sidecar/tls/x509.ts"],
     ignores: TESTS,
-    rules: { "no-restricted-imports": ["error", { patterns: [NEUTRAL, NEUTRAL_TLS] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { paths: [HTTP_THROUGH_GETBUILTIN], patterns: [NEUTRAL, NEUTRAL_TLS] },
+      ],
+    },
   },
   {
     files: ["operator/**/*.ts"],

@@ -1,7 +1,7 @@
 // Assembles one sidecar from options: the gate and its services, the explicit proxy, the admin
 // listener. `airlock run`, `airlock demo` and the tests all start sidecars through here.
 import type { KeyObject } from "node:crypto";
-import http from "node:http";
+import { http } from "./process/http.ts";
 import https from "node:https";
 import type net from "node:net";
 import { isIP, type AddressInfo } from "node:net";

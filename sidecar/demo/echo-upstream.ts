@@ -1,6 +1,7 @@
 // A real HTTP(S) upstream that answers every request with a JSON echo of what it received and
 // keeps its own record of it: the demo's upstreams, and the tests' proof of what crossed the boundary.
-import http from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { http } from "../process/http.ts";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { CertificateAuthority } from "../tls/ca.ts";
@@ -23,7 +24,7 @@ export interface EchoUpstream {
   /** PEM of the CA that signed its certificates (tls only). */
   caPem: string;
   /** The listening server (for what rides on it besides requests, such as WebSocket upgrades). */
-  server: http.Server;
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -37,14 +38,14 @@ export async function startEchoUpstream(
     tls?: boolean;
     host?: string;
     port?: number;
-    respond?: (req: ReceivedRequest, res: http.ServerResponse) => boolean;
+    respond?: (req: ReceivedRequest, res: ServerResponse) => boolean;
     /** The CA that signs its certificates (several upstreams may share one). */
     ca?: CertificateAuthority;
   } = {},
 ): Promise<EchoUpstream> {
   const received: ReceivedRequest[] = [];
   const ca = options.ca ?? new CertificateAuthority();
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {

@@ -1,17 +1,18 @@
 // A minimal client of an explicit proxy: HTTP in absolute form, HTTPS through CONNECT. The demo
 // uses it so that `airlock demo` needs nothing but the airlock package itself.
-import http from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { http } from "../process/http.ts";
 import https from "node:https";
 import tls from "node:tls";
 
 /** What the client saw. */
 export interface ProxyResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 
-function collect(res: http.IncomingMessage): Promise<ProxyResponse> {
+function collect(res: IncomingMessage): Promise<ProxyResponse> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on("data", (c: Buffer) => chunks.push(c));
@@ -53,7 +54,7 @@ export function requestViaProxy(
       method: "CONNECT",
       path: `${target.hostname}:${port}`,
     });
-    connect.on("connect", (res: http.IncomingMessage, socket, head: Buffer) => {
+    connect.on("connect", (res: IncomingMessage, socket, head: Buffer) => {
       if (res.statusCode !== 200) {
         // A refused CONNECT carries the proxy's answer in the rest of the stream.
         const chunks: Buffer[] = [head];

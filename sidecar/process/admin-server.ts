@@ -1,6 +1,7 @@
 // The read-only admin listener: /metrics, /healthz, /readyz, for the sidecar and the operator alike.
 // It holds no secret and changes nothing.
-import http from "node:http";
+import type { Server } from "node:http";
+import { http } from "./http.ts";
 import type { Registry } from "prom-client";
 
 /**
@@ -11,7 +12,7 @@ export function createAdminServer(
   registry: Registry,
   ready: () => boolean,
   notReadyReason?: () => string,
-): http.Server {
+): Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {

@@ -2,7 +2,8 @@
 // requests, raw-socket and TLS refusals, the control port's replies — is built here, as data,
 // and written by the two writers below (an HTTP response, or a raw socket). The status line's
 // reason phrase is always the standard one for the code (node:http STATUS_CODES).
-import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { http } from "../process/http.ts";
 import type { Duplex } from "node:stream";
 import { DECISION_HEADER } from "../constants.ts";
 import { tlsAlert, TLS_ALERT_HANDSHAKE_FAILURE } from "../tls/client-hello.ts";
@@ -17,7 +18,7 @@ export interface Answer {
 
 /** The standard status line for `status`, e.g. "HTTP/1.1 400 Bad Request". */
 export function statusLine(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}`;
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`;
 }
 
 // 400 for requests that could not be understood, else 403.
@@ -143,7 +144,7 @@ function isGrpcCall(res: ServerResponse): boolean {
  * reason and what to change, an upstream failure UNAVAILABLE or DEADLINE_EXCEEDED.
  */
 function sendGrpcAnswer(res: ServerResponse, answer: Answer): void {
-  let text = STATUS_CODES[answer.status] ?? "error";
+  let text = http.STATUS_CODES[answer.status] ?? "error";
   try {
     const body = JSON.parse(answer.body) as { reason?: unknown; message?: unknown };
     const message = typeof body.message === "string" ? body.message : text;

@@ -1,7 +1,7 @@
 // The listeners of the data path. Every entry — explicit HTTP, CONNECT, and the transparent
 // listener — ends in the same two places: handleRequest for each HTTP request, and
 // handleStream for a byte stream whose protocol is found by peeking at its first bytes.
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import {
   constants as http2Constants,
   type Http2Server,
@@ -12,6 +12,7 @@ import net, { type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { capturedPort } from "../capture/port-address.ts";
+import { http } from "../process/http.ts";
 import { isLocalAddress } from "../net/local-address.ts";
 import { canonicalHost } from "../policy/index.ts";
 import type { Entry } from "../policy/index.ts";
@@ -87,7 +88,7 @@ export class Boundary {
   /** Raw sockets the HTTP servers no longer manage (CONNECT tunnels, captured connections). */
   #raw = new Set<Socket>();
   /** Parses HTTP on connections the boundary hands it (tunnels, intercepted TLS); never listens. */
-  #inner: http.Server;
+  #inner: Server;
   /** Serves the intercepted TLS connections whose agent chose HTTP/2 (ALPN h2); never listens. */
   #innerH2: Http2Server;
   #h2Contexts = new WeakMap<ServerHttp2Session, ConnContext>();
@@ -118,7 +119,7 @@ export class Boundary {
   }
 
   /** The explicit proxy listener (HTTP_PROXY / HTTPS_PROXY): absolute-form requests and CONNECT. */
-  createExplicitServer(): http.Server {
+  createExplicitServer(): Server {
     const server = this.#httpServer((req) => ({
       entry: "http",
       scheme: "http",
@@ -130,7 +131,7 @@ export class Boundary {
     return server;
   }
 
-  #httpServer(contextOf: (req: IncomingMessage) => ConnContext | undefined): http.Server {
+  #httpServer(contextOf: (req: IncomingMessage) => ConnContext | undefined): Server {
     const server = http.createServer({
       maxHeaderSize: this.#limits.maxHeaderSize,
       headersTimeout: this.#limits.headersTimeoutMs,

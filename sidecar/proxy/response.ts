@@ -4,7 +4,8 @@
 // on any path: 1xx interim responses (nothing an agent needs from an upstream, and one more place
 // a reflection could hide). Trailers reach an HTTP/2 agent (gRPC's status is in them), scrubbed as
 // headers are; an HTTP/1.1 agent never gets them.
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
+import { http } from "../process/http.ts";
 import { finished, Readable, Transform, type TransformCallback } from "node:stream";
 import zlib from "node:zlib";
 import { DECISION_HEADER } from "../constants.ts";
@@ -91,7 +92,7 @@ export function relayedResponse(
   const scrubber = isGrpcContentType(headerValue(head.rawHeaders, "content-type"))
     ? new GrpcScrubber(plan.patterns, plan.onScrub)
     : new Scrubber(plan.patterns, plan.onScrub);
-  const message = STATUS_CODES[status] ?? "";
+  const message = http.STATUS_CODES[status] ?? "";
   return decoding.kind === "as-sent"
     ? { ok: true, status, message, headers, scrubber }
     : { ok: true, status, message, headers, scrubber, decoder: decoding.decoder };
