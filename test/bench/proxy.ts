@@ -31,7 +31,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import net from "node:net";
 import { cpus, homedir, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { SIDECAR_NODE_OPTIONS } from "../../operator/inject/injected.ts";
+import { SIDECAR_MALLOC_ENV, SIDECAR_NODE_OPTIONS } from "../../operator/inject/injected.ts";
 import { ROOT } from "../helpers/cli.ts";
 import { flag, option } from "./args.ts";
 import { recordBenchmark } from "./record.ts";
@@ -371,16 +371,27 @@ async function startAirlock(name: string, root: string, dir: string): Promise<Pr
     ...["--resolve", `${DOWN_HOST}:${DOWN}`],
   ];
   // The audit log (one JSON line per request) goes to /dev/null: written, as in production, not read.
-  // The V8 heap bounds every injected sidecar runs with (operator/inject/injected.ts).
+  // The V8 heap bounds and malloc settings every injected sidecar runs with (operator/inject/injected.ts).
   return start(name, PROXY_CPU, join(runnable, "bin/airlock"), args, port, {
     NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} ${process.env.BENCH_AIRLOCK_NODE_OPTIONS ?? ""}`.trim(),
+    ...Object.fromEntries(SIDECAR_MALLOC_ENV.map(({ name: variable, value }) => [variable, value])),
   });
 }
 
 /** VmRSS of `pid` in MiB (its children, e.g. squid's certificate helpers, not counted). */
 function rssMiB(pid: number): number {
-  const match = /\nVmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return statusMiB(pid, "VmRSS");
+}
+
+/** One `kB` field of /proc/PID/status, in MiB. */
+function statusMiB(pid: number, field: string): number {
+  const match = new RegExp(`\\n${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(match?.[1] ?? NaN) / 1024;
+}
+
+/** What the resident memory is: anonymous (heaps, buffers) and file-backed (Node's binary, libraries). */
+function rssParts(pid: number): string {
+  return `anon ${statusMiB(pid, "RssAnon").toFixed(0)} + file ${statusMiB(pid, "RssFile").toFixed(0)} MiB`;
 }
 
 /** CPU time (user + system) of `pid` so far, in ms; threads included, children not. */
@@ -495,7 +506,7 @@ interface Cell {
 }
 
 const results: Cell[] = [];
-const rssSamples: { moment: string; proxy: string; mib: number }[] = [];
+const rssSamples: { moment: string; proxy: string; mib: number; parts: string }[] = [];
 
 function tlsTarget(host: string, viaName: boolean): { url: string; sni: string } {
   return { url: `https://${viaName ? host : ORIGIN}/1k`, sni: host };
@@ -526,7 +537,7 @@ async function measure(
   if (proxy) cell.cpuUs = ((cpuMs(proxy.pid) - cpuBefore) * 1000) / Math.max(1, load.ok + load.errors);
   if (proxy && name.startsWith("airlock")) {
     cell.rss = rssMiB(proxy.pid);
-    rssSamples.push({ moment: `after ${arm}`, proxy: name, mib: cell.rss });
+    rssSamples.push({ moment: `after ${arm}`, proxy: name, mib: cell.rss, parts: rssParts(proxy.pid) });
   }
   results.push(cell);
   const lat =
@@ -534,7 +545,7 @@ async function measure(
       ? ` p50 ${load.p50.toFixed(2)} p99 ${(load.p99 ?? NaN).toFixed(2)} ms`
       : "";
   log(
-    `${arm} / ${name}: ${load.rps.toFixed(0)} req/s${lat}, ${load.ok} ok, ${load.errors} errors${cell.cpuUs !== undefined ? `, ${cell.cpuUs.toFixed(0)} µs CPU/req` : ""}${cell.rss !== undefined ? `, RSS ${cell.rss.toFixed(0)} MiB` : ""}`,
+    `${arm} / ${name}: ${load.rps.toFixed(0)} req/s${lat}, ${load.ok} ok, ${load.errors} errors${cell.cpuUs !== undefined ? `, ${cell.cpuUs.toFixed(0)} µs CPU/req` : ""}${cell.rss !== undefined ? `, RSS ${cell.rss.toFixed(0)} MiB (${rssSamples.at(-1)?.parts ?? ""})` : ""}`,
   );
 }
 
@@ -738,7 +749,7 @@ function tables(p: Peers): string {
         ]),
   ];
   const rss = [
-    `| sidecar VmRSS, MiB | ${airlocks(p)
+    `| sidecar VmRSS, MiB (anonymous + file-backed) | ${airlocks(p)
       .map((a) => a.name)
       .join(" | ")} |`,
     `| --- | ${airlocks(p)
@@ -748,7 +759,10 @@ function tables(p: Peers): string {
       (m) =>
         `| ${m} | ${airlocks(p)
           // With --rounds, the last sample of each moment (the process is the same throughout).
-          .map((a) => rssSamples.findLast((r) => r.moment === m && r.proxy === a.name)?.mib.toFixed(0) ?? "—")
+          .map((a) => {
+            const sample = rssSamples.findLast((r) => r.moment === m && r.proxy === a.name);
+            return sample === undefined ? "—" : `${sample.mib.toFixed(0)} (${sample.parts})`;
+          })
           .join(" | ")} |`,
     ),
   ];
@@ -832,7 +846,8 @@ async function main(): Promise<void> {
     for (const proc of all) await listening(proc, "127.0.0.1", proc.port);
     checkInjection(peers);
     await sleep(1000);
-    for (const a of airlocks(peers)) rssSamples.push({ moment: "idle", proxy: a.name, mib: rssMiB(a.pid) });
+    for (const a of airlocks(peers))
+      rssSamples.push({ moment: "idle", proxy: a.name, mib: rssMiB(a.pid), parts: rssParts(a.pid) });
     // With --rounds, the arms run again in the same order; the tables take each cell's median.
     for (let round = 0; round < ROUNDS; round++) await arms(peers, dir);
     const soakLine = SOAK_MINUTES > 0 ? await soak(peers, dir, SOAK_MINUTES) : undefined;
