@@ -26,8 +26,9 @@
 //
 // BENCH_AIRLOCK_NODE_OPTIONS adds Node options to the Airlock processes only, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" (the profile is written when the bench stops them);
-// BENCH_BASELINE_NODE_OPTIONS, when set, replaces it for the baseline, so that `--baseline .` with
-// it compares two settings of one checkout.
+// BENCH_AIRLOCK_ENV ("NAME=value ...") adds environment variables to them. BENCH_BASELINE_NODE_OPTIONS
+// and BENCH_BASELINE_ENV, when set, replace those for the baseline, so that `--baseline .` compares
+// two settings of one checkout.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -399,7 +400,32 @@ function strippedCopy(root: string, dir: string, name: string): string {
   return copy;
 }
 
-async function startAirlock(name: string, root: string, dir: string, nodeOptions: string): Promise<Proc> {
+/** Node options and environment variables one Airlock of the bench gets on top of the sidecar's. */
+interface AirlockSettings {
+  nodeOptions: string;
+  env: Record<string, string>;
+}
+
+/** `BENCH_<who>_NODE_OPTIONS` and `BENCH_<who>_ENV` ("NAME=value NAME=value"); the baseline falls back to the Airlock's. */
+function settingsFor(who: "AIRLOCK" | "BASELINE"): AirlockSettings {
+  const pick = (what: string): string | undefined =>
+    process.env[`BENCH_${who}_${what}`] ??
+    (who === "BASELINE" ? process.env[`BENCH_AIRLOCK_${what}`] : undefined);
+  const env: Record<string, string> = {};
+  for (const pair of (pick("ENV") ?? "").split(/\s+/).filter((p) => p !== "")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new Error(`BENCH_${who}_ENV: "${pair}" is not NAME=value`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return { nodeOptions: pick("NODE_OPTIONS") ?? "", env };
+}
+
+async function startAirlock(
+  name: string,
+  root: string,
+  dir: string,
+  settings: AirlockSettings,
+): Promise<Proc> {
   const runnable = strippedCopy(root, dir, name);
   const port = await freePort();
   const args = [
@@ -419,8 +445,9 @@ async function startAirlock(name: string, root: string, dir: string, nodeOptions
   // The audit log (one JSON line per request) goes to /dev/null: written, as in production, not read.
   // The V8 heap bounds and malloc settings every injected sidecar runs with (operator/inject/injected.ts).
   return start(name, PROXY_CPU, join(runnable, "bin/airlock"), args, port, {
-    NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} ${nodeOptions}`.trim(),
+    NODE_OPTIONS: `${SIDECAR_NODE_OPTIONS} ${settings.nodeOptions}`.trim(),
     ...Object.fromEntries(SIDECAR_MALLOC_ENV.map(({ name: variable, value }) => [variable, value])),
+    ...settings.env,
   });
 }
 
@@ -892,15 +919,10 @@ async function main(): Promise<void> {
       tinyproxy: await startTinyproxy(TOOLS.tinyproxy, dir),
       node: await startNodeProxy(dir),
       squid: await startSquid(TOOLS.squid, dir),
-      airlock: await startAirlock("airlock", ROOT, dir, process.env.BENCH_AIRLOCK_NODE_OPTIONS ?? ""),
+      airlock: await startAirlock("airlock", ROOT, dir, settingsFor("AIRLOCK")),
     };
     if (BASELINE !== undefined)
-      peers.base = await startAirlock(
-        "airlock-baseline",
-        BASELINE,
-        dir,
-        process.env.BENCH_BASELINE_NODE_OPTIONS ?? process.env.BENCH_AIRLOCK_NODE_OPTIONS ?? "",
-      );
+      peers.base = await startAirlock("airlock-baseline", BASELINE, dir, settingsFor("BASELINE"));
     const all = [peers.tinyproxy, peers.node, peers.squid, ...airlocks(peers)];
     procs.push(...all);
     for (const proc of all) await listening(proc, "127.0.0.1", proc.port);
