@@ -138,17 +138,14 @@ function placeholderEnv(
 // Each step is an upsert, so running it on a wired container changes nothing.
 function wireAgent(container: JsonObject, placeholders: { name: string; value: string }[] = []): void {
   const env = ensureList(container, "env");
-  for (const wanted of placeholders) {
+  // Every entry of the name is set (a duplicate would otherwise win), or one is added.
+  const upsert = (wanted: { name: string; value: string }): void => {
     const at = env.flatMap((entry, i) => (nameOf(entry) === wanted.name ? [i] : []));
     for (const i of at) env[i] = { ...wanted };
     if (at.length === 0) env.push({ ...wanted });
-  }
-  for (const name of TRUST_ENV) {
-    const wanted = { name, value: TRUST_BUNDLE_PATH };
-    const at = env.flatMap((entry, i) => (nameOf(entry) === name ? [i] : []));
-    for (const i of at) env[i] = { ...wanted };
-    if (at.length === 0) env.push(wanted);
-  }
+  };
+  for (const wanted of placeholders) upsert(wanted);
+  for (const name of TRUST_ENV) upsert({ name, value: TRUST_BUNDLE_PATH });
   const mounts = ensureList(container, "volumeMounts");
   const mounted = mounts.some(
     (m) => isObject(m) && nameOf(m) === INJECTED.trustVolume && m["mountPath"] === TRUST_DIR,

@@ -9,6 +9,7 @@ import {
   hookRules,
   parseListing,
   removalCommands,
+  TABLES,
   verifyTable,
   type CaptureSettings,
   type Family,
@@ -36,7 +37,6 @@ export const DEFAULT_BINARIES: CaptureBinaries = {
 export type ApplyResult = { ok: true; families: Family[]; rules: number } | { ok: false; error: string };
 
 type FamilyListing = Record<Table, TableListing>;
-const TABLES: readonly Table[] = ["filter", "nat", "raw"];
 
 /**
  * Applies the rules of every captured family with `*-restore --noflush`, then lists the tables

@@ -34,6 +34,8 @@ export interface CaptureOptionError {
 /** The IP families and tables Airlock writes to. */
 export type Family = "ipv4" | "ipv6";
 export type Table = "filter" | "nat" | "raw";
+/** Every table Airlock writes to, in the order they are applied and removed. */
+export const TABLES: readonly Table[] = ["filter", "nat", "raw"];
 
 /** Our chains. Anything named `AIRLOCK_*` is ours: rollback removes it and jumps into it. */
 export const CHAIN_PREFIX = "AIRLOCK_";
@@ -312,7 +314,7 @@ function commentArgs(comment: string): string[] {
  * chains: hooks first, so no packet ever meets a half-emptied chain. [] when there is nothing.
  */
 export function removalCommands(listings: Partial<Record<Table, TableListing>>): string[][] {
-  const tables = (["filter", "nat", "raw"] as const).flatMap((table) => {
+  const tables = TABLES.flatMap((table) => {
     const listing = listings[table];
     return listing ? [{ table, listing }] : [];
   });
