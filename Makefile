@@ -13,15 +13,21 @@ $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# The sidecar's native addon (gives memory back when quiet), built against the pinned Node's
+# headers; without gcc build.sh says so and the sidecar runs without it.
+NATIVE := sidecar/native/build/memory.node
+$(NATIVE): sidecar/native/memory.c sidecar/native/build.sh $(STAMP)
+	@sidecar/native/build.sh
+
 .PHONY: install
-install: $(STAMP) ## Install the pinned toolchain (Node 24) and dependencies
+install: $(STAMP) $(NATIVE) ## Install the pinned toolchain (Node 24) and dependencies, build the addon
 
 .PHONY: demo
-demo: $(STAMP) ## Tour the three outcomes (inject, allow, block) against local upstreams
+demo: $(STAMP) $(NATIVE) ## Tour the three outcomes (inject, allow, block) against local upstreams
 	@bin/airlock demo
 
 .PHONY: test
-test: $(STAMP) ## Run every test (some need root; see docs/testing.md)
+test: $(STAMP) $(NATIVE) ## Run every test (some need root; see docs/testing.md)
 	@test/run-tests.sh
 
 .PHONY: cluster
@@ -33,7 +39,7 @@ cluster-down: $(STAMP) ## Stop the control plane `make cluster` started (by its 
 	@node test/k8s/cluster.ts stop
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
+bench: $(STAMP) $(NATIVE) ## Benchmarks (results in docs/benchmarks.md); starts its own control plane
 	@node test/bench/convergence.ts
 	@node test/bench/hollow.ts
 	@node test/bench/tunnels.ts

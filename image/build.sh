@@ -196,6 +196,8 @@ else
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock validate --policy /app/crds/samples/valid >/dev/null
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock operator --help >/dev/null
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock inject --help >/dev/null
+    # The native addon of the sidecar, built in the build stage, loads in this Node and runs.
+    /app/node_modules/.bin/node -e "const m = require(\"/app/sidecar/native/build/memory.node\"); if (typeof m.trim() !== \"boolean\") process.exit(1);"
     ! touch /app/bin/airlock 2>/dev/null || { echo "UID 15000 can write /app"; exit 1; }' 2>&1) ||
     fail "as UID 15000: $out"
 
@@ -215,7 +217,7 @@ else
   [ "$code" = 1 ] || fail "init as UID 15000 without NET_ADMIN exited $code: $out"
 
   echo "$id" >"$verified"
-  phase "smoke checks passed (--help; UID 15000, node v$want_node$([ "$want_sum" = none ] || echo ", same binary as node_modules"), dependencies load, samples validate, operator loads, the .js runs without type stripping, /app read-only; init --dry-run and a real apply as root+NET_ADMIN; init refused unprivileged)"
+  phase "smoke checks passed (--help; UID 15000, node v$want_node$([ "$want_sum" = none ] || echo ", same binary as node_modules"), dependencies load, samples validate, operator loads, the .js runs without type stripping, the memory addon loads, /app read-only; init --dry-run and a real apply as root+NET_ADMIN; init refused unprivileged)"
 fi
 
 # --- Archive for the e2e (containerd: ctr -n k8s.io images import) -------------------------------

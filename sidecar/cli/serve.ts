@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { KubeSecrets } from "../proxy/kube-secrets.ts";
 import { StaticSecrets } from "../proxy/secrets.ts";
 import { parseListen, type ListenAddress } from "../process/listen.ts";
+import { loadNativeMemory, startQuietRelease, type QuietRelease } from "../process/memory.ts";
 import { UsageError } from "../process/usage-error.ts";
 import { startSidecar, type RunningSidecar } from "../runtime.ts";
 import { readPublicKeys } from "../control/bundle.ts";
@@ -121,13 +122,30 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     process.stderr.write(`dns on ${host.includes(":") ? `[${host}]` : host}:${port} (udp, tcp)\n`);
   }
   process.stderr.write(`listening on ${url(sidecar.proxyAddress)}\n`);
+  const quietRelease = releaseWhenQuiet(log);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
+  quietRelease?.stop();
   apiSecrets?.close();
   await sidecar.close();
   return 0;
+}
+
+/**
+ * Gives memory back when the data path falls quiet (sidecar/process/memory.ts), where the addon is
+ * built; without it the sidecar runs as before and says why at debug level.
+ * AIRLOCK_QUIET_RELEASE=off turns it off.
+ */
+function releaseWhenQuiet(log: Logger): QuietRelease | undefined {
+  if (process.env["AIRLOCK_QUIET_RELEASE"] === "off") return undefined;
+  const loaded = loadNativeMemory();
+  if (!loaded.ok) {
+    log.debug({ reason: loaded.reason }, "not releasing memory when quiet");
+    return undefined;
+  }
+  return startQuietRelease(loaded.native, log);
 }
 
 /** The PEM in environment variable `name` (--upstream-ca-env), as one entry; none without the flag. */

@@ -9,7 +9,7 @@ import { confinementTests } from "./confinement.ts";
 import { setUpWorld, type World } from "./install.ts";
 import { Cluster, e2eSettings, marker } from "./kit.ts";
 import { lifecycleTests } from "./lifecycle.ts";
-import { AGENT, arrivalsOf, arrivedOnce, audited, auditCount } from "./observe.ts";
+import { AGENT, arrivalsOf, arrivedOnce, audited, auditCount, SIDECAR } from "./observe.ts";
 import { prometheusTests } from "./prometheus.ts";
 import { uninstallTests } from "./uninstall.ts";
 import { AGENTS_NS, HOSTS } from "./world.ts";
@@ -80,6 +80,23 @@ describe("e2e on a real cluster (helm install, kubectl apply, an injected agent 
       }
     });
   }
+
+  describe("the sidecar process in the pod", function () {
+    it("runs with the memory addon loaded and glibc's malloc settings (it gives memory back when quiet)", async function () {
+      // PID 1 of the sidecar container is the sidecar's node (bin/airlock execs it).
+      const script =
+        "grep -c /app/sidecar/native/build/memory.node /proc/1/maps; tr '\\0' '\\n' </proc/1/environ | grep '^MALLOC_'";
+      const res = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["sh", "-c", script]);
+      expect(res.code, res.stderr).to.equal(0);
+      const [mapped, ...malloc] = res.stdout.trim().split("\n");
+      expect(Number(mapped), "mappings of the addon in the sidecar").to.be.above(0);
+      expect(malloc.sort()).to.deep.equal([
+        "MALLOC_ARENA_MAX=2",
+        "MALLOC_MMAP_THRESHOLD_=131072",
+        "MALLOC_TRIM_THRESHOLD_=131072",
+      ]);
+    });
+  });
 
   const ctx = { cluster: () => cluster, world: () => world };
   confinementTests(ctx);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds sidecar/native/build/memory.node, the sidecar's one native addon (memory.c, Node-API),
+# against the headers of the Node that runs it. `make install` runs it with the pinned Node's
+# headers; the Containerfile runs it in its build stage. Without a C compiler it says so and exits
+# 0: the sidecar then runs without giving memory back when quiet, and the addon's test fails
+# naming gcc.
+#
+#   sidecar/native/build.sh [NODE_INCLUDE_DIR]   (default: the pinned node package's include/node)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+include=${1:-$here/../../node_modules/node/node_modules/node-linux-$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')/include/node}
+out=$here/build/memory.node
+cc=${CC:-gcc}
+if ! command -v "$cc" >/dev/null; then
+  echo "native: $cc not found: the sidecar will not give memory back when quiet (apt-get install gcc, then make install)" >&2
+  exit 0
+fi
+[ -f "$include/node_api.h" ] || { echo "native: no node_api.h in $include (run npm ci first)" >&2; exit 1; }
+mkdir -p "$here/build"
+"$cc" -shared -fPIC -O2 -std=c11 -Wall -Wextra -Werror -isystem "$include" \
+  "$here/memory.c" -o "$out.tmp"
+mv "$out.tmp" "$out"

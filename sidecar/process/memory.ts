@@ -1,0 +1,115 @@
+// Gives memory back to the system when the sidecar falls quiet. Under load OpenSSL and Node's
+// sockets allocate and free megabytes, and glibc keeps what was freed: fragmented, so its trim
+// threshold (which returns memory only from the top of an arena) does not, and the pages stay
+// resident after the load is gone. The native addon (sidecar/native/memory.c) calls
+// malloc_trim(0). Once per busy spell, after a few quiet seconds: a trim walks every arena and
+// blocks the event loop for several milliseconds, which only a quiet sidecar can afford.
+// docs/benchmarks.md has the measurements.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import type { Logger } from "pino";
+
+/** The addon's call. */
+export interface NativeMemory {
+  /** malloc_trim(0); whether any memory went back to the system. */
+  trim(): boolean;
+}
+
+/** Where `sidecar/native/build.sh` writes the addon (next to the sources in the image too). */
+export const NATIVE_MEMORY_PATH = fileURLToPath(new URL("../native/build/memory.node", import.meta.url));
+
+/** The addon, or why it is not there (not built, or not loadable here). */
+export function loadNativeMemory(
+  path: string = NATIVE_MEMORY_PATH,
+): { ok: true; native: NativeMemory } | { ok: false; reason: string } {
+  if (!existsSync(path))
+    return { ok: false, reason: `${path} is not built (sidecar/native/build.sh; needs gcc)` };
+  try {
+    const native = createRequire(import.meta.url)(path) as Partial<NativeMemory>;
+    if (typeof native.trim !== "function") return { ok: false, reason: `${path} does not export trim()` };
+    return { ok: true, native: native as NativeMemory };
+  } catch (err) {
+    // Built for another platform, or not an addon at all.
+    const first = (err as Error).message.split("\n")[0] ?? "";
+    const message = first.startsWith(`${path}: `) ? first.slice(path.length + 2) : first;
+    return { ok: false, reason: `${path}: ${message}; rebuild it` };
+  }
+}
+
+/** When a spell counts as busy, and how long quiet must last before a release. */
+export interface QuietReleaseOptions {
+  /** The event loop is sampled this often; default 1,000 ms. */
+  tickMs?: number;
+  /** A tick whose event-loop utilisation reaches this marks a busy spell; default 0.05. */
+  busyAbove?: number;
+  /** A tick below this is quiet; default 0.02. */
+  quietBelow?: number;
+  /** Quiet ticks in a row, after a busy spell, before a release; default 3. */
+  quietTicks?: number;
+}
+
+/** A running quiet-release loop. */
+export interface QuietRelease {
+  /** Releases done so far. */
+  readonly releases: number;
+  stop(): void;
+}
+
+/**
+ * Samples the event loop's utilisation every tick; after a busy tick, the first run of
+ * `quietTicks` quiet ticks releases memory once. Process start counts as busy, so an idle sidecar
+ * gives back what loading its modules left. The release's own time is not counted as activity.
+ */
+export function startQuietRelease(
+  native: NativeMemory,
+  log: Logger,
+  options: QuietReleaseOptions = {},
+): QuietRelease {
+  const tickMs = options.tickMs ?? 1000;
+  const busyAbove = options.busyAbove ?? 0.05;
+  const quietBelow = options.quietBelow ?? 0.02;
+  const quietTicks = options.quietTicks ?? 3;
+  let last: EventLoopUtilization = performance.eventLoopUtilization();
+  let busy = true;
+  let quiet = 0;
+  let releases = 0;
+  const timer = setInterval(() => {
+    const window = performance.eventLoopUtilization(last);
+    // A tick right after a long one (a release, or a long task) spans too little time to judge.
+    if (window.idle + window.active < tickMs / 2) return;
+    last = performance.eventLoopUtilization();
+    if (window.utilization >= busyAbove) {
+      busy = true;
+      quiet = 0;
+      return;
+    }
+    quiet = window.utilization < quietBelow ? quiet + 1 : 0;
+    if (!busy || quiet < quietTicks) return;
+    const rssBefore = process.memoryUsage.rss();
+    const started = performance.now();
+    native.trim();
+    releases++;
+    busy = false;
+    quiet = 0;
+    last = performance.eventLoopUtilization();
+    log.debug(
+      {
+        rssBeforeBytes: rssBefore,
+        rssAfterBytes: process.memoryUsage.rss(),
+        ms: Math.round(performance.now() - started),
+      },
+      "released memory while quiet",
+    );
+  }, tickMs);
+  timer.unref();
+  return {
+    get releases() {
+      return releases;
+    },
+    stop: () => {
+      clearInterval(timer);
+    },
+  };
+}
