@@ -5,10 +5,12 @@
 # 0: the sidecar then runs without giving memory back when quiet, and the addon's test fails
 # naming gcc.
 #
-#   sidecar/native/build.sh [NODE_INCLUDE_DIR]   (default: the pinned node package's include/node)
+#   sidecar/native/build.sh [DIR]   (DIR holds node_modules/node, the pinned node package; default:
+#                                    this repository)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-include=${1:-$here/../../node_modules/node/node_modules/node-linux-$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')/include/node}
+arch=$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
+include=${1:-$here/../..}/node_modules/node/node_modules/node-linux-$arch/include/node
 out=$here/build/memory.node
 cc=${CC:-gcc}
 if ! command -v "$cc" >/dev/null; then

@@ -38,14 +38,15 @@ export function loadNativeMemory(
   }
 }
 
-/** When a spell counts as busy, and how long quiet must last before a release. */
+/** A tick whose event-loop utilisation reaches this marks a busy spell. */
+const BUSY_ABOVE = 0.05;
+/** A tick below this is quiet (an idle sidecar's timers and scrapes stay well under it). */
+const QUIET_BELOW = 0.02;
+
+/** How often the event loop is sampled, and how long quiet must last before a release. */
 export interface QuietReleaseOptions {
   /** The event loop is sampled this often; default 1,000 ms. */
   tickMs?: number;
-  /** A tick whose event-loop utilisation reaches this marks a busy spell; default 0.05. */
-  busyAbove?: number;
-  /** A tick below this is quiet; default 0.02. */
-  quietBelow?: number;
   /** Quiet ticks in a row, after a busy spell, before a release; default 3. */
   quietTicks?: number;
 }
@@ -68,8 +69,6 @@ export function startQuietRelease(
   options: QuietReleaseOptions = {},
 ): QuietRelease {
   const tickMs = options.tickMs ?? 1000;
-  const busyAbove = options.busyAbove ?? 0.05;
-  const quietBelow = options.quietBelow ?? 0.02;
   const quietTicks = options.quietTicks ?? 3;
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let busy = true;
@@ -80,12 +79,12 @@ export function startQuietRelease(
     // A tick right after a long one (a release, or a long task) spans too little time to judge.
     if (window.idle + window.active < tickMs / 2) return;
     last = performance.eventLoopUtilization();
-    if (window.utilization >= busyAbove) {
+    if (window.utilization >= BUSY_ABOVE) {
       busy = true;
       quiet = 0;
       return;
     }
-    quiet = window.utilization < quietBelow ? quiet + 1 : 0;
+    quiet = window.utilization < QUIET_BELOW ? quiet + 1 : 0;
     if (!busy || quiet < quietTicks) return;
     const rssBefore = process.memoryUsage.rss();
     const started = performance.now();

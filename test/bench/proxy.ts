@@ -8,8 +8,9 @@
 // for TLS, hey -c 1 for sequential latency. CPUs are pinned with taskset: the load generator and
 // the origin on CPU 0, each proxy alone on CPU 1. The sidecar runs as the image runs it (its
 // TypeScript stripped to JavaScript beforehand); its VmRSS is read idle and after each of its arms,
-// and again 5 s later with nothing sent to it (the sidecar gives memory back when quiet). Everything listens on loopback only; nothing is installed (the script says what to
-// install when a peer is missing, and installs it when run as root).
+// and again 5 s later with nothing sent to it (the sidecar gives memory back when quiet).
+// Everything listens on loopback only. A missing peer is installed when the script runs as root;
+// otherwise it says what to install and stops.
 //
 //   node test/bench/proxy.ts [--quick] [--seconds N] [--soak MINUTES] [--baseline DIR] [--no-record]
 //
@@ -574,7 +575,6 @@ interface Cell {
   arm: string;
   proxy: string;
   load: Load;
-  rss?: number;
   /** The proxy's own CPU time per answered request, µs: steadier than req/s on a shared machine. */
   cpuUs?: number;
 }
@@ -597,14 +597,12 @@ const QUIET_SECONDS = 5;
 
 /** Samples the RSS of each Airlock in `procs` now and, with nothing sent, QUIET_SECONDS later. */
 async function sampleRss(moment: string, procs: Proc[]): Promise<RssSample[]> {
-  const samples = procs.map((a) => ({ moment, proxy: a.name, mib: rssMiB(a.pid), parts: rssParts(a.pid) }));
+  const read = (pid: number) => ({ mib: rssMiB(pid), parts: rssParts(pid) });
+  const now = procs.map((a) => ({ moment, proxy: a.name, pid: a.pid, ...read(a.pid) }));
   await sleep(QUIET_SECONDS * 1000);
-  const settled = samples.map((sample, i) => {
-    const pid = procs[i]?.pid ?? 0;
-    return { ...sample, settled: { mib: rssMiB(pid), parts: rssParts(pid) } };
-  });
-  rssSamples.push(...settled);
-  return settled;
+  const samples = now.map(({ pid, ...sample }) => ({ ...sample, settled: read(pid) }));
+  rssSamples.push(...samples);
+  return samples;
 }
 
 function tlsTarget(host: string, viaName: boolean): { url: string; sni: string } {
@@ -637,7 +635,6 @@ async function measure(
   let rss: RssSample | undefined;
   if (proxy && name.startsWith("airlock")) {
     [rss] = await sampleRss(`after ${arm}`, [proxy]);
-    cell.rss = rss?.mib;
   }
   results.push(cell);
   const lat =
