@@ -121,8 +121,9 @@ export async function serveFromFiles(flags: ServeFlags): Promise<number> {
     const { host, port } = sidecar.dnsAddress;
     process.stderr.write(`dns on ${host.includes(":") ? `[${host}]` : host}:${port} (udp, tcp)\n`);
   }
-  process.stderr.write(`listening on ${url(sidecar.proxyAddress)}\n`);
+  // Loaded before the "listening" line, so a process that has said it listens has its addon mapped.
   const quietRelease = releaseWhenQuiet(log);
+  process.stderr.write(`listening on ${url(sidecar.proxyAddress)}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
