@@ -34,6 +34,13 @@ const HTTP_THROUGH_GETBUILTIN = {
     "memory: an ESM import of node:http loads Node's bundled undici; use { http } from sidecar/process/http.ts (type imports are fine)",
 };
 
+// The sidecar talks to the API through sidecar/proxy/kube-api.ts (it says why: memory).
+const NO_CLIENT_NODE = {
+  group: ["@kubernetes/*"],
+  message:
+    "memory: @kubernetes/client-node costs every injected sidecar ~32 MiB at idle; use sidecar/proxy/kube-api.ts (docs/decisions.md)",
+};
+
 // Imported by both sides, so importing neither (sidecar/process, sidecar/tls/der.ts and x509.ts).
 const NEUTRAL = {
   group: ["../*", "**/sidecar/**", "**/operator/**"],
@@ -75,7 +82,10 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { paths: [HTTP_THROUGH_GETBUILTIN], patterns: [SIDECAR_NOT_OPERATOR, POLICY_THROUGH_INDEX] },
+        {
+          paths: [HTTP_THROUGH_GETBUILTIN],
+          patterns: [SIDECAR_NOT_OPERATOR, POLICY_THROUGH_INDEX, NO_CLIENT_NODE],
+        },
       ],
     },
   },

@@ -1,7 +1,7 @@
 // The `airlock` command as users run it: validate, explain, run (a real process with curl through
 // it, metrics scraped over HTTP, audit lines on stdout, SIGHUP reloads), and demo.
 import { expect } from "chai";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEchoUpstream, type EchoUpstream } from "../sidecar/demo/echo-upstream.ts";
@@ -304,6 +304,35 @@ data: {token: ${Buffer.from(SECRET).toString("base64")}}
     ]);
     expect(res.code).to.equal(2);
     expect(res.stderr).to.include(`${join(bad, "p.yaml")}: spec.egress[0].hosts[0]: `);
+    expect(res.stderr).not.to.include("listening on");
+  });
+});
+
+describe("cli: airlock sidecar --kubeconfig", function () {
+  it("a kubeconfig whose user runs a program is refused at start, naming the field (exit 2)", async function () {
+    const dir = mkdtempSync(join(tmpdir(), "airlock-kubeconfig-"));
+    const kubeconfig = join(dir, "config");
+    writeFileSync(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]",
+        "users: [{name: u, user: {exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    const res = await airlock([
+      ...["sidecar", "--kubeconfig", kubeconfig, "--policy", join(ROOT, "examples/demo/policy.yaml")],
+      ...["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--transparent", "127.0.0.1:0"],
+      ...["--dns", "127.0.0.1:0", "--trust-bundle", join(dir, "trust.pem")],
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(res.code).to.equal(2);
+    expect(res.stderr).to.include(
+      `kubeconfig ${kubeconfig}: user u: exec is not supported by the sidecar; give it a token, a tokenFile or a client certificate`,
+    );
     expect(res.stderr).not.to.include("listening on");
   });
 });

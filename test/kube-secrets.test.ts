@@ -9,7 +9,7 @@ import { KubeSecrets } from "../sidecar/proxy/kube-secrets.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   sharedControlPlane,
-  tokenKubeConfig,
+  tokenKubeApiConfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
@@ -75,7 +75,7 @@ describe("credentials from the Kubernetes API (control plane): rotation without 
       `--serviceaccount=${ns}:agent`,
     ]);
     const token = await cp.serviceAccountToken(ns, "agent");
-    const config = tokenKubeConfig(cp, token);
+    const config = tokenKubeApiConfig(cp, token);
     upstream = await startEchoUpstream({ tls: true });
     secrets = new KubeSecrets(config, createAuditLog({}, { level: "silent" }));
     sidecar = await startTestSidecar({

@@ -11,7 +11,7 @@ import { canary } from "./helpers/canary.ts";
 import {
   CONTROL_PLANE_TIMEOUT_MS,
   sharedControlPlane,
-  tokenKubeConfig,
+  tokenKubeApiConfig,
   type ControlPlane,
 } from "./helpers/control-plane.ts";
 import { curl, pemBundle } from "./helpers/curl.ts";
@@ -84,7 +84,7 @@ describe("OAuth2 refresh-token write-back (control plane)", function () {
         `--serviceaccount=${ns}:agent`,
       ]);
     secrets = new KubeSecrets(
-      tokenKubeConfig(cp, await cp.serviceAccountToken(ns, "agent")),
+      tokenKubeApiConfig(cp, await cp.serviceAccountToken(ns, "agent")),
       createAuditLog({}, { level: "silent" }),
     );
 

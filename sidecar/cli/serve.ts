@@ -195,16 +195,13 @@ async function kubeSecretsFrom(
 ): Promise<KubeSecrets | undefined> {
   if (kubeconfig === undefined && (!inCluster || process.env.KUBERNETES_SERVICE_HOST === undefined))
     return undefined;
-  // Loaded only when Secrets come from the API: the client library costs ~80 MiB of memory that
-  // `airlock run` (Secrets from files) has no use for.
-  const { KubeConfig } = await import("@kubernetes/client-node");
   const { KubeSecrets: Secrets } = await import("../proxy/kube-secrets.ts");
-  const config = new KubeConfig();
+  const { inClusterConfig, kubeconfigFromFile } = await import("../proxy/kube-api.ts");
+  let config;
   try {
-    if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
-    else config.loadFromCluster();
+    config = kubeconfig !== undefined ? kubeconfigFromFile(kubeconfig) : inClusterConfig();
   } catch (err) {
-    throw new UsageError(`--kubeconfig ${kubeconfig ?? "(in-cluster)"}: ${(err as Error).message}`);
+    throw new UsageError((err as Error).message);
   }
   return new Secrets(config, log);
 }

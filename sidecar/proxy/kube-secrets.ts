@@ -1,14 +1,14 @@
 // Credential values from the Kubernetes API, read with the sidecar's own token. Each Secret the
 // applied policy references is watched by name (RBAC grants get/watch on exactly those names), so
 // a rotated value is used on the next request without a restart. Values live only in memory.
-import { CoreV1Api, Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { KubeApi, KubeApiError, type KubeApiConfig, type WatchHandle } from "./kube-api.ts";
 import type { SecretLookup, SecretRef, SecretSource } from "./secrets.ts";
 
 interface Watched {
   /** undefined: not seen yet; null: the Secret does not exist. */
   data: Map<string, Buffer> | null | undefined;
-  abort?: AbortController;
+  watch?: WatchHandle;
   stopped: boolean;
   retry?: NodeJS.Timeout;
 }
@@ -18,14 +18,12 @@ const RETRY_MAX_MS = 30_000;
 
 /** A SecretSource over API watches; `track` sets which Secrets are watched. */
 export class KubeSecrets implements SecretSource {
-  #watch: Watch;
-  #api: CoreV1Api;
+  #api: KubeApi;
   #log: Logger;
   #watched = new Map<string, Watched>();
 
-  constructor(config: KubeConfig, log: Logger) {
-    this.#watch = new Watch(config);
-    this.#api = config.makeApiClient(CoreV1Api);
+  constructor(config: KubeApiConfig, log: Logger) {
+    this.#api = new KubeApi(config);
     this.#log = log;
   }
 
@@ -47,10 +45,11 @@ export class KubeSecrets implements SecretSource {
     }
   }
 
-  /** Stops every watch. */
+  /** Stops every watch and closes the connections. */
   close(): void {
     for (const watched of this.#watched.values()) this.#stop(watched);
     this.#watched.clear();
+    this.#api.close();
   }
 
   /** True once every tracked Secret has been seen (present or absent) at least once. */
@@ -78,17 +77,15 @@ export class KubeSecrets implements SecretSource {
   ): Promise<{ ok: true } | { ok: false; message: string }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const secret = await this.#api.readNamespacedSecret({ name, namespace });
+        const path = secretPath(namespace, name);
+        const secret = (await this.#api.request("GET", path)) as { data?: Record<string, string> };
         secret.data = { ...(secret.data ?? {}), [key]: Buffer.from(value).toString("base64") };
-        await this.#api.replaceNamespacedSecret({ name, namespace, body: secret });
+        await this.#api.request("PUT", path, secret);
         return { ok: true };
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
+        const code = err instanceof KubeApiError ? err.code : 0;
         if (code === 409 && attempt === 0) continue;
-        return {
-          ok: false,
-          message: `the API answered ${typeof code === "number" ? String(code) : "an error"}`,
-        };
+        return { ok: false, message: `the API answered ${code > 0 ? String(code) : "an error"}` };
       }
     }
   }
@@ -96,7 +93,7 @@ export class KubeSecrets implements SecretSource {
   #stop(watched: Watched): void {
     watched.stopped = true;
     clearTimeout(watched.retry);
-    watched.abort?.abort();
+    watched.watch?.abort();
   }
 
   #start(ref: SecretRef, watched: Watched, delay: number): void {
@@ -122,33 +119,35 @@ export class KubeSecrets implements SecretSource {
     // Learn the current state first (a missing Secret is then known, not guessed), then follow
     // changes; a watch without resourceVersion replays the current object, which is harmless.
     this.#api
-      .readNamespacedSecret({ name: ref.name, namespace: ref.namespace })
+      .request("GET", secretPath(ref.namespace, ref.name))
       .then(
         (secret) => {
           watched.data = decode(secret);
         },
         (err: unknown) => {
-          if ((err as { code?: unknown }).code === 404) watched.data = null;
+          if (err instanceof KubeApiError && err.code === 404) watched.data = null;
           else throw err;
         },
       )
-      .then(() =>
-        this.#watch.watch(
+      .then(() => {
+        if (watched.stopped) return;
+        watched.watch = this.#api.watch(
           path,
           { fieldSelector: `metadata.name=${ref.name}` },
-          (phase: string, object: unknown) => {
+          (phase, object) => {
             sawEvent = true;
             if (phase === "DELETED") watched.data = null;
             else if (phase === "ADDED" || phase === "MODIFIED") watched.data = decode(object);
           },
           restart,
-        ),
-      )
-      .then((abort) => {
-        watched.abort = abort;
-        if (watched.stopped) abort.abort();
+        );
       }, restart);
   }
+}
+
+/** The API path of Secret `namespace/name`. */
+function secretPath(namespace: string, name: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`;
 }
 
 function decode(object: unknown): Map<string, Buffer> {

@@ -89,6 +89,16 @@ describe("e2e on a real cluster (helm install, kubectl apply, an injected agent 
       const res = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["sh", "-c", script]);
       expect(res.code, res.stderr).to.equal(0);
       const [mapped, ...malloc] = res.stdout.trim().split("\n");
+      // A reading, not a target (benchmarks are where targets are met): the in-pod sidecar reads
+      // its Secrets from the API, which `make bench`'s `airlock run` does not.
+      const status = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["cat", "/proc/1/status"]);
+      const mib = (field: string): string =>
+        (Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status.stdout)?.[1] ?? NaN) / 1024).toFixed(
+          0,
+        );
+      console.log(
+        `      [e2e] the sidecar in the pod: VmRSS ${mib("VmRSS")} MiB (anonymous ${mib("RssAnon")}, file-backed ${mib("RssFile")})`,
+      );
       expect(Number(mapped), "mappings of the addon in the sidecar").to.be.above(0);
       expect(malloc.sort()).to.deep.equal([
         "MALLOC_ARENA_MAX=2",

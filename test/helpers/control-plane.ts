@@ -9,6 +9,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { kubeconfigFromFile, type KubeApiConfig } from "../../sidecar/proxy/kube-api.ts";
 import { canary } from "./canary.ts";
 import { recordClusterState, registerKubectlSecrets } from "./canary-kube.ts";
 import { ROOT, type CommandResult } from "./cli.ts";
@@ -331,6 +332,19 @@ export function tokenKubeConfig(cp: ControlPlane, token: string): KubeConfig {
 export function writeTokenKubeconfig(cp: ControlPlane, path: string, token: string): string {
   writeFileSync(path, tokenKubeConfig(cp, token).exportConfig(), { mode: 0o600 });
   return path;
+}
+
+/**
+ * The sidecar's API config for `cp` with a bearer `token`: tokenKubeConfig written to a kubeconfig
+ * file and read back the way `airlock sidecar --kubeconfig` reads it.
+ */
+export function tokenKubeApiConfig(cp: ControlPlane, token: string): KubeApiConfig {
+  const dir = mkdtempSync(join(tmpdir(), "airlock-kubeconfig-"));
+  try {
+    return kubeconfigFromFile(writeTokenKubeconfig(cp, join(dir, "kubeconfig"), token));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** `kubectl auth can-i ARGS --as=system:serviceaccount:NS:SA` as admin: "yes" or "no". */
