@@ -193,6 +193,7 @@ else
     # The image runs the JavaScript made at build time: with type stripping off, loading any .ts
     # module would fail.
     [ -f /app/sidecar/cli/main.js ] && [ -f /app/operator/main.js ] || { echo "no .js entry points"; exit 1; }
+    [ -f /app/sidecar/cli/bundle.js ] || { echo "no sidecar bundle (image/bundle.ts)"; exit 1; }
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock validate --policy /app/crds/samples/valid >/dev/null
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock operator --help >/dev/null
     NODE_OPTIONS=--no-experimental-strip-types /app/bin/airlock inject --help >/dev/null
@@ -217,7 +218,7 @@ else
   [ "$code" = 1 ] || fail "init as UID 15000 without NET_ADMIN exited $code: $out"
 
   echo "$id" >"$verified"
-  phase "smoke checks passed (--help; UID 15000, node v$want_node$([ "$want_sum" = none ] || echo ", same binary as node_modules"), dependencies load, samples validate, operator loads, the .js runs without type stripping, the memory addon loads, /app read-only; init --dry-run and a real apply as root+NET_ADMIN; init refused unprivileged)"
+  phase "smoke checks passed (--help; UID 15000, node v$want_node$([ "$want_sum" = none ] || echo ", same binary as node_modules"), dependencies load, samples validate, operator loads, the .js and the sidecar's bundle run without type stripping, the memory addon loads, /app read-only; init --dry-run and a real apply as root+NET_ADMIN; init refused unprivileged)"
 fi
 
 # --- Archive for the e2e (containerd: ctr -n k8s.io images import) -------------------------------

@@ -390,7 +390,8 @@ stringData: {token: ${SECRET}}
 /**
  * The sidecar as the image runs it: a copy of `root`'s bin/ and sidecar/ with the TypeScript
  * stripped to JavaScript ahead of time (image/strip-types.ts), so that Node's stripper (about
- * 20 MiB resident) is not in the measured process. node_modules is linked, not copied.
+ * 20 MiB resident) is not in the measured process, and the entry point bundled
+ * (image/bundle.ts), which bin/airlock then runs. node_modules is linked, not copied.
  */
 function strippedCopy(root: string, dir: string, name: string): string {
   const copy = join(dir, `${name}-js`);
@@ -399,6 +400,7 @@ function strippedCopy(root: string, dir: string, name: string): string {
     `cp -r ${root}/bin ${root}/sidecar ${root}/package.json ${copy}/ && ln -s ${root}/node_modules ${copy}/node_modules`,
   );
   mustRun(`${process.execPath} ${join(ROOT, "image/strip-types.ts")} ${copy}/sidecar 2>&1`);
+  mustRun(`${process.execPath} ${join(ROOT, "image/bundle.ts")} ${copy} 2>&1`);
   return copy;
 }
 

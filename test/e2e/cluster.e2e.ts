@@ -82,8 +82,12 @@ describe("e2e on a real cluster (helm install, kubectl apply, an injected agent 
   }
 
   describe("the sidecar process in the pod", function () {
-    it("runs with the memory addon loaded and glibc's malloc settings (it gives memory back when quiet)", async function () {
+    it("runs the bundle with the memory addon loaded and glibc's malloc settings (it gives memory back when quiet)", async function () {
       // PID 1 of the sidecar container is the sidecar's node (bin/airlock execs it).
+      const cmdline = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["cat", "/proc/1/cmdline"]);
+      expect(cmdline.stdout.split("\0"), "the sidecar's command line").to.include(
+        "/app/sidecar/cli/bundle.js",
+      );
       const script =
         "grep -c /app/sidecar/native/build/memory.node /proc/1/maps; tr '\\0' '\\n' </proc/1/environ | grep '^MALLOC_'";
       const res = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["sh", "-c", script]);
