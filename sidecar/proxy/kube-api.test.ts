@@ -329,6 +329,28 @@ describe("kube-api: requests and watches over TLS", function () {
     expect(Date.now() - started).to.be.within(1500, 5000);
   });
 
+  it("twelve watches open at once, and a read still goes through beside them", async function () {
+    const open: ServerResponse[] = [];
+    handler = (req, res) => {
+      if (req.url?.includes("watch=true") === true) {
+        res.writeHead(200);
+        res.write("");
+        open.push(res);
+      } else res.end(JSON.stringify({ ok: true }));
+    };
+    const handles = Array.from({ length: 12 }, (_, i) =>
+      api.watch(
+        `/w${String(i)}`,
+        {},
+        () => undefined,
+        () => undefined,
+      ),
+    );
+    await eventually(() => expect(open).to.have.length(12), { what: "twelve watches at the server" });
+    expect(await api.request("GET", "/read")).to.deep.equal({ ok: true });
+    for (const handle of handles) handle.abort();
+  });
+
   it("abort() ends a watch without calling done, and closes its connection", async function () {
     let closed: Promise<void> | undefined;
     handler = (req, res) => {

@@ -200,6 +200,7 @@ export class KubeApi {
   readonly #watchSeconds: number;
   readonly #graceSeconds: number;
 
+  /** No cap on connections: each watch holds one for minutes, and a read must never queue behind them. */
   constructor(config: KubeApiConfig, options: KubeApiOptions = {}) {
     this.#config = config;
     this.#watchSeconds = options.watchSeconds ?? 300;
@@ -208,13 +209,12 @@ export class KubeApi {
     this.#agent = tls
       ? new https.Agent({
           keepAlive: true,
-          maxSockets: 8,
           ...(config.ca ? { ca: config.ca } : {}),
           ...(config.cert && config.key ? { cert: config.cert, key: config.key } : {}),
           ...(config.servername !== undefined ? { servername: config.servername } : {}),
           rejectUnauthorized: config.insecureSkipTlsVerify !== true,
         })
-      : new http.Agent({ keepAlive: true, maxSockets: 8 });
+      : new http.Agent({ keepAlive: true });
   }
 
   /** Sends `method path` (with `body` as JSON) and resolves with the answer's JSON; KubeApiError otherwise. */
