@@ -238,6 +238,17 @@ describe("kube-api: requests and watches over TLS", function () {
     expect((err as KubeApiError).message).to.equal("PUT /x: 409 the object has been modified");
   });
 
+  it("an answer that is not JSON fails without quoting it (it may be a Secret's data)", async function () {
+    handler = (_req, res) => res.end("token=hunter2");
+    const err = await api.request("GET", "/api/v1/namespaces/n/secrets/s").then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as KubeApiError).message).to.equal(
+      "GET /api/v1/namespaces/n/secrets/s: an answer that is not JSON",
+    );
+  });
+
   it("a server whose certificate the CA did not sign is refused (code 0, nothing sent)", async function () {
     const other = new KubeApi({ ...config(), ca: Buffer.from(new CertificateAuthority().certificatePem) });
     handler = (_req, res) => res.end("{}");

@@ -242,7 +242,12 @@ export class KubeApi {
               reject(new KubeApiError(status, `${method} ${path}: ${statusMessage(status, text)}`));
               return;
             }
-            resolve(JSON.parse(text) as unknown);
+            try {
+              resolve(JSON.parse(text) as unknown);
+            } catch {
+              // Not V8's message: it quotes the text, which may be a Secret's data.
+              reject(new KubeApiError(status, `${method} ${path}: an answer that is not JSON`));
+            }
           })
           .catch((err: unknown) => {
             reject(
@@ -293,7 +298,12 @@ export class KubeApi {
       setImmediate(() => {
         finish(err as Error);
       });
-      return { abort: () => (finished = true) };
+      return {
+        abort: () => {
+          finished = true;
+          clearTimeout(stall);
+        },
+      };
     }
     req.on("error", (err) => {
       finish(err instanceof KubeApiError ? err : new KubeApiError(0, `watch ${path}: ${err.message}`));
