@@ -24,6 +24,9 @@ export const PORTS = {
   control: 15443,
 } as const;
 
+/** Where Kubernetes mounts a pod's service-account token and CA; only the sidecar mounts it. */
+export const TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /** The sidecar's UID and GID; the capture rules exempt exactly this UID. */
 export const SIDECAR_UID = 15000;
 export const SIDECAR_GID = 15000;

@@ -1,7 +1,7 @@
 // What the injector adds to a pod: the init container, the native sidecar, their volumes, and the
 // status annotation. Builders of plain JSON only; `inject.ts` decides where each piece goes.
 // Fields the API server would default are written out so a stored pod equals what we built.
-import { PORTS, SIDECAR_GID, SIDECAR_UID, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
+import { PORTS, SIDECAR_GID, SIDECAR_UID, TOKEN_DIR, TRUST_BUNDLE_PATH } from "../../sidecar/constants.ts";
 import { INJECTED, type InjectionConfig } from "./types.ts";
 import type { JsonObject } from "./json.ts";
 
@@ -11,8 +11,7 @@ export const INJECTION_VERSION = 1;
 /** The folder holding the agent's trust bundle: the trust volume is mounted here. */
 export const TRUST_DIR = TRUST_BUNDLE_PATH.slice(0, TRUST_BUNDLE_PATH.lastIndexOf("/"));
 
-/** Where Kubernetes clients look for the in-cluster token; only the sidecar mounts it. */
-export const TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+export { TOKEN_DIR };
 
 /** The environment variables every agent container gets, all pointing at the trust bundle. */
 export const TRUST_ENV = [

@@ -4,8 +4,8 @@
 // set the Accept header this needs, so this is the small streaming GET on node:https.
 
 import https from "node:https";
-import { createInterface } from "node:readline";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { followWatch } from "../../sidecar/process/watch-lines.ts";
 
 /** Accept header for metadata-only list/watch responses (as metadata informers use). */
 export const METADATA_ACCEPT =
@@ -57,34 +57,18 @@ export async function watchMetadata(
       req.destroy();
       return;
     }
-    const lines = createInterface({ input: res, crlfDelay: Infinity });
-    lines.on("line", (line) => {
-      if (line.trim() === "") return;
-      let event: { type?: unknown; object?: MetadataObject };
-      try {
-        event = JSON.parse(line) as typeof event;
-      } catch {
-        finish(new Error(`watch ${path}: an event that is not JSON`));
-        req.destroy();
-        return;
-      }
-      if (event.type === "ERROR") {
-        finish(new Error(`watch ${path}: ${JSON.stringify(event.object)}`));
-        req.destroy();
-        return;
-      }
-      onEvent(typeof event.type === "string" ? event.type : "", event.object ?? {});
-    });
-    // readline re-emits the response's errors (e.g. "aborted" when the watch is stopped).
-    lines.on("error", (err) => {
-      finish(err);
-    });
-    res.on("end", () => {
-      finish();
-    });
-    res.on("error", (err) => {
-      finish(err);
-    });
+    followWatch(
+      res,
+      path,
+      (type, object) => {
+        onEvent(type, object ?? {});
+      },
+      (err) => {
+        finish(err ?? undefined);
+        if (err) req.destroy();
+      },
+      () => finished,
+    );
   });
   req.setTimeout(IDLE_MS, () => req.destroy(new Error(`watch ${path}: silent for ${String(IDLE_MS)} ms`)));
   req.on("error", (err) => {

@@ -173,7 +173,6 @@ describe("kube-api: requests and watches over TLS", function () {
   let token: string;
   const ca = new CertificateAuthority();
   const config = (): KubeApiConfig => ({
-    source: "test",
     server: new URL(`https://127.0.0.1:${String(server.port)}`),
     ca: Buffer.from(ca.certificatePem),
     servername: "api.test",

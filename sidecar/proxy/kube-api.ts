@@ -8,15 +8,14 @@ import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, RequestOption
 import https from "node:https";
 import { dirname, isAbsolute, join } from "node:path";
 import { load } from "js-yaml";
+import { TOKEN_DIR } from "../constants.ts";
 import { http } from "../process/http.ts";
+import { followWatch, KubeApiError, MAX_EVENT_BYTES } from "../process/watch-lines.ts";
 
-/** Where a pod's service-account token, CA and namespace are mounted (the Kubernetes convention). */
-export const IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+export { KubeApiError };
 
 /** How to reach the API server and who to be there. */
 export interface KubeApiConfig {
-  /** Named in messages: the kubeconfig's path, or "in-cluster". */
-  source: string;
   server: URL;
   /** PEM roots for the server's certificate; the system's when absent. */
   ca?: Buffer;
@@ -29,17 +28,8 @@ export interface KubeApiConfig {
   token?: () => string;
 }
 
-/** A failure the API answered (code is its HTTP status), or 0 when none was answered. */
-export class KubeApiError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
-}
-
-/** The config of a pod's own service account: KUBERNETES_SERVICE_HOST/PORT and IN_CLUSTER_DIR. */
-export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, dir = IN_CLUSTER_DIR): KubeApiConfig {
+/** The config of a pod's own service account: KUBERNETES_SERVICE_HOST/PORT and TOKEN_DIR. */
+export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, dir = TOKEN_DIR): KubeApiConfig {
   const host = env["KUBERNETES_SERVICE_HOST"];
   const port = env["KUBERNETES_SERVICE_PORT"];
   if (host === undefined || port === undefined)
@@ -58,7 +48,6 @@ export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, dir = IN_C
     );
   }
   return {
-    source: "in-cluster",
     server: new URL(`https://${host.includes(":") ? `[${host}]` : host}:${port}`),
     ca,
     token: () => readTokenFile(tokenPath, "in-cluster"),
@@ -126,7 +115,7 @@ export function kubeconfigFromFile(path: string): KubeApiConfig {
         `${where}: user ${String(userName)}: ${unsupported} is not supported by the sidecar; give it a token, a tokenFile or a client certificate`,
       );
 
-  const config: KubeApiConfig = { source: path, server: url };
+  const config: KubeApiConfig = { server: url };
   const ca = bytes(
     cluster["certificate-authority-data"],
     cluster["certificate-authority"],
@@ -175,8 +164,6 @@ function named(list: unknown, name: string, what: string, where: string): Record
   return record(entry[what]);
 }
 
-/** A request or a watch: no more than this many bytes of one answer or one event are buffered. */
-const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** A plain request that has not been answered in this long fails. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -286,11 +273,6 @@ export class KubeApi {
       finish(new KubeApiError(0, `watch ${path}: not ended by the server after ${String(limit)} s`));
     }, limit * 1000);
     stall.unref();
-    const line = (text: string): void => {
-      const event = watchEvent(text, path);
-      if (event instanceof Error) finish(event);
-      else if (event) onEvent(event.type, event.object);
-    };
     const params = new URLSearchParams({ ...query, watch: "true", timeoutSeconds: String(seconds) });
     try {
       req = this.#send("GET", `${path}?${params.toString()}`, undefined);
@@ -311,7 +293,7 @@ export class KubeApi {
     req.on("response", (res) => {
       const status = res.statusCode ?? 0;
       if (status === 200) {
-        followLines(res, line, finish, () => finished);
+        followWatch(res, path, onEvent, finish, () => finished);
         return;
       }
       readBody(res).then(
@@ -361,16 +343,16 @@ export class KubeApi {
   }
 }
 
-/** The body of `res` as text, at most MAX_BODY_BYTES. */
+/** The body of `res` as text, at most MAX_EVENT_BYTES. */
 function readBody(res: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     res.on("data", (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > MAX_EVENT_BYTES) {
         res.destroy();
-        reject(new KubeApiError(0, `an answer longer than ${MAX_BODY_BYTES} bytes`));
+        reject(new KubeApiError(0, `an answer longer than ${MAX_EVENT_BYTES} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -391,50 +373,4 @@ function statusMessage(status: number, text: string): string {
     // not a Status
   }
   return `${String(status)} ${http.STATUS_CODES[status] ?? ""}`.trim();
-}
-
-/** One line of a watch: its event, null for one without a type, an Error for an ERROR event or garbage. */
-function watchEvent(text: string, path: string): { type: string; object: unknown } | Error | null {
-  let parsed: { type?: unknown; object?: unknown };
-  try {
-    parsed = JSON.parse(text) as { type?: unknown; object?: unknown };
-  } catch {
-    return new KubeApiError(0, `watch ${path}: an event that is not JSON`);
-  }
-  if (parsed.type === "ERROR") {
-    const status = record(parsed.object);
-    const code = typeof status["code"] === "number" ? status["code"] : 0;
-    const message = typeof status["message"] === "string" ? status["message"] : "an ERROR event";
-    return new KubeApiError(code, `watch ${path}: ${message}`);
-  }
-  return typeof parsed.type === "string" ? { type: parsed.type, object: parsed.object } : null;
-}
-
-/** Calls `line` for each line of `res` until it ends (`end(null)`) or fails; stops once `stopped()`. */
-function followLines(
-  res: IncomingMessage,
-  line: (text: string) => void,
-  end: (err: Error | null) => void,
-  stopped: () => boolean,
-): void {
-  let pending = "";
-  res.setEncoding("utf8");
-  res.on("data", (chunk: string) => {
-    pending += chunk;
-    let newline: number;
-    while (!stopped() && (newline = pending.indexOf("\n")) >= 0) {
-      const text = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      if (text !== "") line(text);
-    }
-    if (pending.length > MAX_BODY_BYTES)
-      end(new KubeApiError(0, `a watch event longer than ${String(MAX_BODY_BYTES)} bytes`));
-  });
-  res.on("end", () => {
-    if (!stopped() && pending.trim() !== "") line(pending.trim());
-    end(null);
-  });
-  res.on("error", (err) => {
-    end(new KubeApiError(0, `watch: ${err.message}`));
-  });
 }

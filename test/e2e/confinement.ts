@@ -2,14 +2,12 @@
 // probe would have seen it: the bystander pod (same image, a namespace without the boundary) or
 // the sidecar container of the same pod does what the agent cannot.
 import { expect } from "chai";
-import { PORTS } from "../../sidecar/constants.ts";
+import { PORTS, TOKEN_DIR } from "../../sidecar/constants.ts";
 import { eventually } from "../helpers/eventually.ts";
 import type { World } from "./install.ts";
 import { arrivals, marker, type Cluster } from "./kit.ts";
 import { AGENT, arrivalsOf, SIDECAR } from "./observe.ts";
 import { AGENTS_NS, HOSTS, SECRET_NAME, WORLD_NS } from "./world.ts";
-
-const TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** Sends one UDP datagram carrying `payload` to HOST:PORT with python3 (exit 0 once sent). */
 const udpSend = (host: string, port: number, payload: string): string[] => [
