@@ -45,6 +45,13 @@ describe("memory: the native addon", function () {
     const foreign = loadNativeMemory(foreignPath);
     expect(foreign.ok).to.equal(false);
     if (!foreign.ok) expect(foreign.reason).to.equal(`${foreignPath}: invalid ELF header; rebuild it`);
+    // An addon from before dropFilePages() (a build left from an older checkout).
+    const olderPath = join(mkdtempSync(join(tmpdir(), "airlock-memory-")), "older.cjs");
+    writeFileSync(olderPath, "module.exports = { trim: () => true };\n");
+    expect(loadNativeMemory(olderPath)).to.deep.equal({
+      ok: false,
+      reason: `${olderPath} does not export dropFilePages(); rebuild it`,
+    });
   });
 
   it("trim() gives back malloc's free pages that glibc's own trimming keeps (fragmented)", function () {
@@ -69,6 +76,46 @@ describe("memory: the native addon", function () {
     // About 82 MiB were freed; the kernel must see most of it go.
     expect((out["before"] ?? 0) - (out["after"] ?? 0)).to.be.above(40);
   });
+
+  it("dropFilePages() unmaps the clean file pages and keeps every page the process wrote", function () {
+    // Node's binary has pages it wrote in read-only file mappings: RELRO (the GOT, relocated at
+    // start, then protected). Dropping one would lose the relocation and crash the next call
+    // through it; the pages must stay, and the process keep working (its code mapped back in).
+    const out = inChild(`
+      import { createRequire } from "node:module";
+      import { readFileSync } from "node:fs";
+      const kib = (field) =>
+        Number(readFileSync("/proc/self/status", "utf8").split("\\n").find((l) => l.startsWith(field + ":")).split(/\\s+/)[1]);
+      // KiB of written (anonymous) pages in the read-only private file mappings.
+      const written = () => {
+        let sum = 0, inside = false;
+        for (const line of readFileSync("/proc/self/smaps", "utf8").split("\\n")) {
+          const head = /^[0-9a-f]+-[0-9a-f]+ (\\S+) \\S+ \\S+ (\\d+)/.exec(line);
+          if (head) inside = head[2] !== "0" && head[1][1] === "-" && head[1][3] === "p";
+          else if (inside && line.startsWith("Anonymous:")) sum += Number(line.split(/\\s+/)[1]);
+        }
+        return sum;
+      };
+      const addon = createRequire(import.meta.url)(process.env.ADDON);
+      const fileBefore = kib("RssFile"), writtenBefore = written();
+      const dropped = addon.dropFilePages();
+      const fileAfter = kib("RssFile"), writtenAfter = written();
+      // Work that runs code and reads data from the binary again.
+      const zlib = await import("node:zlib");
+      const { createHash } = await import("node:crypto");
+      const text = "airlock ".repeat(10000);
+      const roundTrip = zlib.gunzipSync(zlib.gzipSync(text)).toString() === text ? 1 : 0;
+      const hash = createHash("sha256").update("abc").digest("hex");
+      const hashOk = hash === "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" ? 1 : 0;
+      console.log(JSON.stringify({ fileBefore, fileAfter, droppedKiB: dropped / 1024, writtenBefore, writtenAfter, roundTrip, hashOk }));
+    `);
+    expect(out["writtenBefore"], "no written page in a read-only file mapping to protect").to.be.above(0);
+    expect(out["writtenAfter"]).to.equal(out["writtenBefore"]);
+    expect(out["droppedKiB"]).to.be.above(10 * 1024);
+    expect((out["fileBefore"] ?? 0) - (out["fileAfter"] ?? 0)).to.be.above(10 * 1024);
+    expect(out["roundTrip"]).to.equal(1);
+    expect(out["hashOk"]).to.equal(1);
+  });
 });
 
 describe("memory: releasing when quiet", function () {
@@ -82,12 +129,17 @@ describe("memory: releasing when quiet", function () {
       }),
     );
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-  const counting = (): NativeMemory & { calls: number } => {
+  const counting = (): NativeMemory & { calls: number; drops: number } => {
     const native = {
       calls: 0,
+      drops: 0,
       trim: () => {
         native.calls++;
         return true;
+      },
+      dropFilePages: () => {
+        native.drops++;
+        return 4096;
       },
     };
     return native;
@@ -108,6 +160,7 @@ describe("memory: releasing when quiet", function () {
       expect(native.calls, "while busy").to.equal(1);
       await sleep(400);
       expect(native.calls, "after the busy spell").to.equal(2);
+      expect(native.drops, "file pages dropped with each trim").to.equal(2);
       expect(quiet.releases).to.equal(2);
     } finally {
       quiet.stop();
@@ -119,15 +172,48 @@ describe("memory: releasing when quiet", function () {
     const slow: NativeMemory = {
       trim: () => {
         native.trim();
-        const until = performance.now() + 120;
-        while (performance.now() < until);
+        // Blocks the thread for 120 ms without allocating: a spin on performance.now() leaves
+        // garbage whose collection right after would itself read as a busy tick.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120);
         return true;
       },
+      dropFilePages: () => native.dropFilePages(),
     };
     const quiet = startQuietRelease(slow, silent, { tickMs: 50, quietTicks: 3 });
     try {
       await sleep(1000);
       expect(native.calls).to.equal(1);
+    } finally {
+      quiet.stop();
+    }
+  });
+
+  it("a system where file pages cannot be dropped says why once, and still trims", async function () {
+    const native = counting();
+    let drops = 0;
+    const failing: NativeMemory = {
+      trim: () => native.trim(),
+      dropFilePages: () => {
+        drops++;
+        throw new Error("/proc/self/pagemap: Permission denied");
+      },
+    };
+    const lines: string[] = [];
+    const log = pino({ level: "debug" }, { write: (line: string) => lines.push(line) });
+    const quiet = startQuietRelease(failing, log, { tickMs: 50, quietTicks: 3 });
+    try {
+      await sleep(400);
+      for (let i = 0; i < 6; i++) await busyFor(60);
+      await sleep(400);
+      expect(native.calls, "trims").to.equal(2);
+      expect(drops, "attempts to drop").to.equal(1);
+      const said = lines.filter((line) => line.includes("not unmapping unused file pages when quiet"));
+      expect(said).to.have.length(1);
+      expect(said[0]).to.include("/proc/self/pagemap: Permission denied");
+      const released = lines.filter((line) => line.includes("released memory while quiet"));
+      expect(
+        released.map((line) => (JSON.parse(line) as { fileBytesDropped: number }).fileBytesDropped),
+      ).to.deep.equal([0, 0]);
     } finally {
       quiet.stop();
     }

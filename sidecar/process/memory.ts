@@ -1,10 +1,14 @@
-// Gives memory back to the system when the sidecar falls quiet. Under load OpenSSL and Node's
-// sockets allocate and free megabytes, and glibc keeps what was freed: fragmented, so its trim
-// threshold (which returns memory only from the top of an arena) does not, and the pages stay
-// resident after the load is gone. The native addon (sidecar/native/memory.c) calls
-// malloc_trim(0). Once per busy spell, after a few quiet seconds: a trim walks every arena and
-// blocks the event loop for several milliseconds, which only a quiet sidecar can afford.
-// docs/benchmarks.md has the measurements.
+// Gives memory back to the system when the sidecar falls quiet, through the native addon
+// (sidecar/native/memory.c):
+// - malloc's free pages. Under load OpenSSL and Node's sockets allocate and free megabytes, and
+//   glibc keeps what was freed: fragmented, so its trim threshold (which returns memory only from
+//   the top of an arena) does not, and the pages stay resident after the load is gone.
+// - the file pages the process no longer touches. Starting Node maps in most of its binary's
+//   start-up code and data; unmapping the clean pages lets only what the sidecar still runs come
+//   back (from the page cache, on first touch).
+// Once per busy spell, after a few quiet seconds: both walk large structures and block the event
+// loop for several milliseconds, which only a quiet sidecar can afford. docs/benchmarks.md has the
+// measurements.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -15,6 +19,11 @@ import type { Logger } from "pino";
 export interface NativeMemory {
   /** malloc_trim(0); whether any memory went back to the system. */
   trim(): boolean;
+  /**
+   * Unmaps the clean page-cache pages of the read-only private file mappings (never a page the
+   * process wrote); the bytes unmapped. Throws, naming the file, if /proc/self/pagemap cannot be read.
+   */
+  dropFilePages(): number;
 }
 
 /** Where `sidecar/native/build.sh` writes the addon (next to the sources in the image too). */
@@ -28,7 +37,9 @@ export function loadNativeMemory(
     return { ok: false, reason: `${path} is not built (sidecar/native/build.sh; needs gcc)` };
   try {
     const native = createRequire(import.meta.url)(path) as Partial<NativeMemory>;
-    if (typeof native.trim !== "function") return { ok: false, reason: `${path} does not export trim()` };
+    for (const name of ["trim", "dropFilePages"] as const)
+      if (typeof native[name] !== "function")
+        return { ok: false, reason: `${path} does not export ${name}(); rebuild it` };
     return { ok: true, native: native as NativeMemory };
   } catch (err) {
     // Built for another platform, or not an addon at all.
@@ -74,6 +85,18 @@ export function startQuietRelease(
   let busy = true;
   let quiet = 0;
   let releases = 0;
+  // A system without a readable /proc/self/pagemap (it drops nothing then) is told once.
+  let dropping = true;
+  const dropFilePages = (): number => {
+    if (!dropping) return 0;
+    try {
+      return native.dropFilePages();
+    } catch (err) {
+      dropping = false;
+      log.debug({ reason: (err as Error).message }, "not unmapping unused file pages when quiet");
+      return 0;
+    }
+  };
   const timer = setInterval(() => {
     const window = performance.eventLoopUtilization(last);
     // A tick right after a long one (a release, or a long task) spans too little time to judge.
@@ -89,6 +112,7 @@ export function startQuietRelease(
     const rssBefore = process.memoryUsage.rss();
     const started = performance.now();
     native.trim();
+    const fileBytesDropped = dropFilePages();
     releases++;
     busy = false;
     quiet = 0;
@@ -97,6 +121,7 @@ export function startQuietRelease(
       {
         rssBeforeBytes: rssBefore,
         rssAfterBytes: process.memoryUsage.rss(),
+        fileBytesDropped,
         ms: Math.round(performance.now() - started),
       },
       "released memory while quiet",

@@ -104,6 +104,15 @@ describe("e2e on a real cluster (helm install, kubectl apply, an injected agent 
         `      [e2e] the sidecar in the pod: VmRSS ${mib("VmRSS")} MiB (anonymous ${mib("RssAnon")}, file-backed ${mib("RssFile")})`,
       );
       expect(Number(mapped), "mappings of the addon in the sidecar").to.be.above(0);
+      // The addon's unmapping of unused file pages reads /proc/self/pagemap: under the container's
+      // user, capabilities and seccomp profile it must work, as it does for the sidecar itself.
+      const drop = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, [
+        "/app/node_modules/.bin/node",
+        "-e",
+        "process.stdout.write(String(require('/app/sidecar/native/build/memory.node').dropFilePages()))",
+      ]);
+      expect(drop.code, drop.stderr).to.equal(0);
+      expect(Number(drop.stdout), "bytes of file pages unmapped in the sidecar container").to.be.above(0);
       expect(malloc.sort()).to.deep.equal([
         "MALLOC_ARENA_MAX=2",
         "MALLOC_MMAP_THRESHOLD_=131072",
