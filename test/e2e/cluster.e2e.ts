@@ -95,14 +95,18 @@ describe("e2e on a real cluster (helm install, kubectl apply, an injected agent 
       const [mapped, ...malloc] = res.stdout.trim().split("\n");
       // A reading, not a target (benchmarks are where targets are met): the in-pod sidecar reads
       // its Secrets from the API, which `make bench`'s `airlock run` does not.
-      const status = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["cat", "/proc/1/status"]);
-      const mib = (field: string): string =>
-        (Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status.stdout)?.[1] ?? NaN) / 1024).toFixed(
-          0,
-        );
-      console.log(
-        `      [e2e] the sidecar in the pod: VmRSS ${mib("VmRSS")} MiB (anonymous ${mib("RssAnon")}, file-backed ${mib("RssFile")})`,
-      );
+      const reading = async (): Promise<string> => {
+        const status = await cluster.exec(AGENTS_NS, world.agentPod, SIDECAR, ["cat", "/proc/1/status"]);
+        const mib = (field: string): string =>
+          (Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status.stdout)?.[1] ?? NaN) / 1024).toFixed(
+            0,
+          );
+        return `VmRSS ${mib("VmRSS")} MiB (anonymous ${mib("RssAnon")}, file-backed ${mib("RssFile")})`;
+      };
+      const now = await reading();
+      // Long enough for the release after a busy spell (three quiet seconds after a busy one).
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      console.log(`      [e2e] the sidecar in the pod: ${now}; 5 s later ${await reading()}`);
       expect(Number(mapped), "mappings of the addon in the sidecar").to.be.above(0);
       // The addon's unmapping of unused file pages reads /proc/self/pagemap: under the container's
       // user, capabilities and seccomp profile it must work, as it does for the sidecar itself.
