@@ -13,6 +13,11 @@ arch=$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
 include=${1:-$here/../..}/node_modules/node/node_modules/node-linux-$arch/include/node
 out=$here/build/memory.node
 cc=${CC:-gcc}
+# What it calls is Linux's (/proc/self/pagemap, madvise) and glibc's (malloc_trim).
+if [ "$(uname -s)" != Linux ]; then
+  echo "native: not Linux: the sidecar will not give memory back when quiet (it runs as before)" >&2
+  exit 0
+fi
 if ! command -v "$cc" >/dev/null; then
   echo "native: $cc not found: the sidecar will not give memory back when quiet (apt-get install gcc, then make install)" >&2
   exit 0

@@ -38,10 +38,16 @@
 #include <unistd.h>
 
 // trim(): malloc_trim(0) over every arena; returns whether any memory went back to the system.
+// Without glibc (musl has no malloc_trim) it gives nothing back and returns false.
 static napi_value Trim(napi_env env, napi_callback_info info) {
   (void)info;
+#ifdef __GLIBC__
+  const int released = malloc_trim(0) != 0;
+#else
+  const int released = 0;
+#endif
   napi_value result;
-  if (napi_get_boolean(env, malloc_trim(0) != 0, &result) != napi_ok) return NULL;
+  if (napi_get_boolean(env, released, &result) != napi_ok) return NULL;
   return result;
 }
 
