@@ -122,11 +122,10 @@ static napi_value DropFilePages(napi_env env, napi_callback_info info) {
   char *line = NULL;
   size_t capacity = 0;
   while (getline(&line, &capacity, maps) > 0) {
-    unsigned long start, end, offset, inode;
-    unsigned major, minor;
+    unsigned long start, end, inode;
     char perms[5];
-    if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &start, &end, perms, &offset, &major, &minor, &inode) != 7)
-      continue;
+    // start-end perms offset dev inode path; the offset and the device are not needed.
+    if (sscanf(line, "%lx-%lx %4s %*x %*x:%*x %lu", &start, &end, perms, &inode) != 4) continue;
     // File-backed (anonymous mappings, the heap, the stack and the vDSO have inode 0), not
     // writable, private.
     if (inode == 0 || perms[1] != '-' || perms[3] != 'p') continue;

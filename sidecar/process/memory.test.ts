@@ -18,7 +18,10 @@ function inChild(script: string): Record<string, number> {
   return JSON.parse(res.stdout) as Record<string, number>;
 }
 
-const rssMiB = `const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]) / 1024;`;
+/** Snippet for inChild scripts: kib(FIELD) of /proc/self/status, and rss() in MiB. */
+const statusReaders = `
+  const kib = (field) => Number(new RegExp("^" + field + ":\\\\s+(\\\\d+)", "m").exec(readFileSync("/proc/self/status", "utf8"))[1]);
+  const rss = () => kib("VmRSS") / 1024;`;
 
 describe("memory: the native addon", function () {
   before(function () {
@@ -60,7 +63,7 @@ describe("memory: the native addon", function () {
     const out = inChild(`
       import { createRequire } from "node:module";
       import { readFileSync } from "node:fs";
-      ${rssMiB}
+      ${statusReaders}
       const addon = createRequire(import.meta.url)(process.env.ADDON);
       let blocks = [];
       for (let i = 0; i < 4000; i++) blocks.push(Buffer.allocUnsafeSlow(24 * 1024).fill(1));
@@ -84,8 +87,7 @@ describe("memory: the native addon", function () {
     const out = inChild(`
       import { createRequire } from "node:module";
       import { readFileSync } from "node:fs";
-      const kib = (field) =>
-        Number(readFileSync("/proc/self/status", "utf8").split("\\n").find((l) => l.startsWith(field + ":")).split(/\\s+/)[1]);
+      ${statusReaders}
       // KiB of written (anonymous) pages in the read-only private file mappings.
       const written = () => {
         let sum = 0, inside = false;
